@@ -1,0 +1,51 @@
+# Two commands do everything: `make demo` and `make test` (see README.md).
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+
+PYTHON ?= python3
+VENV ?= .venv
+# Torch goes in first and on its own: the default is the CPU wheel; pass e.g.
+# TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126" for a CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+# pip prints one warning per package for the empty local index mirrors of some machines
+PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+
+# Real GLUE and CoT data beside the checkout, when present (CI has them).
+GLUE_DIR ?= $(firstword $(wildcard ../shared/data/glue))
+COT_DIR ?= $(firstword $(wildcard ../shared/data/cot))
+export CMI_TOOLKIT_GLUE_DIR ?= $(GLUE_DIR)
+export CMI_TOOLKIT_COT_DIR ?= $(COT_DIR)
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: setup demo test lint lab bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q $(TORCH_SPEC) 2>&1 | $(PIPQUIET)
+	$(BIN)/python -m pip install -q -e ".[notebooks,dev]" 2>&1 | $(PIPQUIET)
+	$(BIN)/python -c "import torch, transformers, cmi_toolkit; print('torch', torch.__version__, '| transformers', transformers.__version__)"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/cmi-toolkit demo
+
+lint: setup
+	$(BIN)/ruff check cmi_toolkit tests benchmarks
+
+test: setup lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: setup
+	$(BIN)/jupyter lab notebooks
+
+bench: setup
+	$(BIN)/python benchmarks/bench_cmi_step.py
+	$(BIN)/python benchmarks/bench_measure.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

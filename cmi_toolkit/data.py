@@ -1,0 +1,291 @@
+"""GLUE data: the hub or a local GLUE-format folder, subsets, tokenisation, batching.
+
+:func:`load_glue` returns a :class:`datasets.DatasetDict` with exactly the
+columns, feature types and label ids of the hub's ``nyu-mll/glue`` config, from
+
+1. an explicit ``source`` folder,
+2. else the folder named by the environment variable ``CMI_TOOLKIT_GLUE_DIR``,
+3. else the hub (fails within seconds with a message naming the variable when
+   the hub cannot be reached).
+
+A local folder holds the original GLUE distribution layout,
+``<dir>/<TASK>/train.tsv`` and ``dev.tsv`` (MNLI: ``dev_matched.tsv`` and
+``dev_mismatched.tsv``). Texts are never quoted in those files, so rows are split
+on tabs alone. Every malformed row is an error naming the file, the line and the
+expected layout; no row is dropped silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from torch.utils.data import DataLoader, Sampler
+
+from .hub import require_hub
+from .tasks import GlueTask, get_task
+
+__all__ = [
+    "GLUE_DIR_ENV",
+    "GlueFormatError",
+    "glue_features",
+    "read_glue_split",
+    "load_glue",
+    "subset",
+    "tokenize_glue",
+    "LengthSortedSampler",
+    "make_dataloader",
+]
+
+GLUE_DIR_ENV = "CMI_TOOLKIT_GLUE_DIR"
+
+
+class GlueFormatError(ValueError):
+    """A GLUE file does not match its task's layout; the message names file, line and fix."""
+
+
+def glue_features(task: GlueTask) -> Features:
+    """The hub's feature schema of ``task``: text columns, label, ``idx``."""
+    cols: dict[str, Any] = {c: Value("string") for c in task.text_columns}
+    cols["label"] = Value("float32") if task.is_regression else ClassLabel(names=list(task.label_names))
+    cols["idx"] = Value("int32")
+    return Features(cols)
+
+
+def _layout(task: GlueTask) -> str:
+    if task.header:
+        cols = sorted({*map(str, task.file_columns.values()), str(task.label_column)})
+        return f"a header row naming at least {cols}, then one tab-separated row per example"
+    return (
+        f"no header row; {task.num_columns} tab-separated fields per row, "
+        f"label in field {int(task.label_column) + 1}, text in field "
+        + ", ".join(str(int(i) + 1) for i in task.file_columns.values())
+    )
+
+
+def _parse_label(task: GlueTask, raw: str, where: str) -> int | float:
+    value = raw.strip()
+    if task.is_regression:
+        try:
+            return float(value)
+        except ValueError:
+            raise GlueFormatError(f"{where}: label {raw!r} is not a number ({task.name} scores are floats)") from None
+    if task.label_is_string:
+        if value in task.label_names:
+            return task.label_names.index(value)
+        raise GlueFormatError(
+            f"{where}: unknown label {raw!r}; {task.name} labels are {list(task.label_names)}"
+        )
+    if value.isdigit() and int(value) < len(task.label_names):
+        return int(value)
+    raise GlueFormatError(
+        f"{where}: unknown label {raw!r}; {task.name} labels are ids 0..{len(task.label_names) - 1} "
+        f"({', '.join(f'{i}={n}' for i, n in enumerate(task.label_names))})"
+    )
+
+
+def read_glue_split(task: GlueTask | str, path: str | os.PathLike) -> Dataset:
+    """Read one GLUE TSV file of ``task`` into a hub-schema :class:`datasets.Dataset`."""
+    task = get_task(task) if isinstance(task, str) else task
+    path = Path(path)
+    if not path.is_file():
+        raise GlueFormatError(f"{path}: missing file; expected {task.name} split in the GLUE layout ({_layout(task)})")
+    text = path.read_text(encoding="utf-8-sig")  # MRPC files start with a byte-order mark
+    lines = text.splitlines()
+    if not lines or (task.header and len(lines) == 1):
+        raise GlueFormatError(f"{path}: empty file; expected {_layout(task)}")
+
+    first_line = 1
+    if task.header:
+        header = lines[0].split("\t")
+        missing = [c for c in [*task.file_columns.values(), task.label_column] if c not in header]
+        if missing:
+            raise GlueFormatError(
+                f"{path}, line 1: header {header} lacks column(s) {missing}; expected {_layout(task)}"
+            )
+        width = len(header)
+        index = {c: header.index(c) for c in [*task.file_columns.values(), task.label_column]}
+        lines, first_line = lines[1:], 2
+    else:
+        width = int(task.num_columns or 0)
+        index = {c: int(c) for c in [*task.file_columns.values(), task.label_column]}
+
+    columns: dict[str, list] = {c: [] for c in task.text_columns}
+    labels: list[int | float] = []
+    for lineno, line in enumerate(lines, start=first_line):
+        if not line.strip():
+            raise GlueFormatError(f"{path}, line {lineno}: blank line inside the data; expected {_layout(task)}")
+        fields = line.split("\t")
+        if len(fields) != width:
+            raise GlueFormatError(
+                f"{path}, line {lineno}: {len(fields)} tab-separated fields, expected {width} "
+                f"({_layout(task)}); texts must not contain tabs or line breaks"
+            )
+        for hub_col, file_col in task.file_columns.items():
+            columns[hub_col].append(fields[index[file_col]])
+        labels.append(_parse_label(task, fields[index[task.label_column]], f"{path}, line {lineno}"))
+
+    data = {**columns, "label": labels, "idx": list(range(len(labels)))}
+    return Dataset.from_dict(data, features=glue_features(task))
+
+
+def _load_local(task: GlueTask, root: Path) -> DatasetDict:
+    folder = root / task.name
+    if not folder.is_dir():
+        # accept the hub config name too (<dir>/sst2)
+        alt = root / task.hub_config
+        if alt.is_dir():
+            folder = alt
+        else:
+            raise GlueFormatError(
+                f"{folder}: missing task folder; expected {root}/{task.name}/ holding "
+                + ", ".join(task.splits.values())
+            )
+    splits = {}
+    for split, filename in task.splits.items():
+        file = folder / filename
+        if not file.is_file():
+            raise GlueFormatError(
+                f"{file}: missing split {split!r}; a {task.name} folder holds " + ", ".join(task.splits.values())
+            )
+        splits[split] = read_glue_split(task, file)
+    return DatasetDict(splits)
+
+
+def load_glue(
+    task: GlueTask | str,
+    source: str | os.PathLike | None = None,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    seed: int = 0,
+) -> DatasetDict:
+    """Load a GLUE task with the hub's schema.
+
+    Args:
+        task: task name (``"sst2"``, ``"SST-2"``) or :class:`GlueTask`.
+        source: a GLUE folder (holding ``<TASK>/train.tsv``...), or ``"hub"`` to force the hub.
+            ``None`` means ``$CMI_TOOLKIT_GLUE_DIR`` if set, else the hub.
+        max_train_samples, max_eval_samples: seeded random subsets of the train and validation
+            splits (see :func:`subset`).
+        seed: seed of those subsets.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    if source is None:
+        source = os.environ.get(GLUE_DIR_ENV) or "hub"
+    if str(source) == "hub":
+        require_hub(
+            f"Loading GLUE {task.name} from nyu-mll/glue",
+            f"Pass a local GLUE folder (source=... or --glue-dir) or set {GLUE_DIR_ENV} to a folder "
+            f"in the original GLUE layout (<dir>/{task.name}/train.tsv, dev.tsv).",
+        )
+        from datasets import load_dataset
+
+        ds = load_dataset("nyu-mll/glue", task.hub_config)
+        ds = DatasetDict({k: v for k, v in ds.items() if not k.startswith("test")})
+    else:
+        root = Path(source).expanduser()
+        if not root.is_dir():
+            raise GlueFormatError(
+                f"{root}: GLUE folder not found; pass a folder holding {task.name}/train.tsv "
+                f"or set {GLUE_DIR_ENV}"
+            )
+        ds = _load_local(task, root)
+    for split in list(ds):
+        limit = max_train_samples if split == "train" else max_eval_samples
+        ds[split] = subset(ds[split], limit, seed)
+    return ds
+
+
+def subset(dataset: Dataset, max_samples: int | None, seed: int = 0) -> Dataset:
+    """A seeded random subset of ``max_samples`` rows, kept in original order (all rows if None)."""
+    if max_samples is None or max_samples >= len(dataset):
+        return dataset
+    if max_samples <= 0:
+        raise ValueError(f"max_samples must be positive, got {max_samples}")
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(dataset), size=max_samples, replace=False))
+    return dataset.select(keep.tolist())
+
+
+def tokenize_glue(dataset: Dataset | DatasetDict, tokenizer, task: GlueTask | str, max_length: int = 128):
+    """Tokenise without padding (the collator pads each batch to its longest row).
+
+    Adds ``input_ids``, ``attention_mask`` (and ``token_type_ids``) and ``length``; keeps ``label``
+    and ``idx`` and drops the text columns.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+
+    def encode(batch):
+        texts = [batch[c] for c in task.text_columns]
+        enc = tokenizer(*texts, truncation=True, max_length=max_length)
+        enc["length"] = [len(ids) for ids in enc["input_ids"]]
+        return enc
+
+    return dataset.map(encode, batched=True, remove_columns=list(task.text_columns), desc="tokenise")
+
+
+class LengthSortedSampler(Sampler[int]):
+    """Indices in order of increasing length: evaluation batches with the least padding."""
+
+    def __init__(self, lengths):
+        self.order = np.argsort(np.asarray(lengths), kind="stable").tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def make_dataloader(
+    dataset: Dataset,
+    tokenizer,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    group_by_length: bool = True,
+    seed: int = 0,
+) -> DataLoader:
+    """Batches padded dynamically to their longest row.
+
+    Training (``shuffle=True``) with ``group_by_length`` uses transformers' ``LengthGroupedSampler``
+    (random mega-batches sorted by length); evaluation with ``group_by_length`` walks the rows in
+    length order. Model inputs only: ``label`` becomes ``labels``; ``idx`` is kept so callers can
+    restore the original order.
+    """
+    from transformers import DataCollatorWithPadding
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    keep = [c for c in ("input_ids", "attention_mask", "token_type_ids", "label", "idx") if c in dataset.column_names]
+    lengths = dataset["length"] if "length" in dataset.column_names else [len(x) for x in dataset["input_ids"]]
+    data = dataset.select_columns(keep).with_format("torch")
+    sampler: Sampler[int] | None
+    if shuffle and group_by_length:
+        generator = torch.Generator().manual_seed(seed)
+        sampler = LengthGroupedSampler(batch_size, lengths=list(lengths), generator=generator)
+    elif shuffle:
+        sampler = None
+    elif group_by_length:
+        sampler = LengthSortedSampler(lengths)
+    else:
+        sampler = None
+    collator = DataCollatorWithPadding(tokenizer)
+
+    def collate(rows):
+        batch = collator([{k: v for k, v in r.items()} for r in rows])
+        if "label" in batch:
+            batch["labels"] = batch.pop("label")
+        return batch
+
+    return DataLoader(
+        data,
+        batch_size=batch_size,
+        sampler=sampler,
+        shuffle=shuffle and sampler is None,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(seed) if shuffle and sampler is None else None,
+    )

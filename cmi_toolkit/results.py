@@ -1,0 +1,82 @@
+"""Run results on disk: atomic writes, parameter-hash keys, corruption reported not overwritten.
+
+One run = (task, method, model, seed, parameters). Its record (metrics, parameters, package
+version, timings) lives in ``<results_dir>/runs/<key>.json`` where ``key`` hashes the canonical
+JSON of its parameters, so a batch rerun finds and skips finished runs and a crash loses at most
+the run in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CorruptResultError", "atomic_write_text", "run_key", "ResultStore"]
+
+
+class CorruptResultError(RuntimeError):
+    """A results file exists but cannot be read; it is left in place for inspection."""
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_key(params: dict[str, Any]) -> str:
+    """First 16 hex digits of the SHA-256 of the canonical JSON of ``params``."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class ResultStore:
+    """Results of runs under ``root/runs/<key>.json``."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+
+    def path(self, key: str) -> Path:
+        return self.runs / f"{key}.json"
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The record of ``key``, None if absent; :class:`CorruptResultError` if unreadable."""
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CorruptResultError(
+                f"{path}: results file is corrupt or partial ({exc}); it was left untouched. "
+                "Inspect it, then delete it to rerun that run."
+            ) from exc
+        if not isinstance(record, dict) or "metrics" not in record or "params" not in record:
+            raise CorruptResultError(f"{path}: not a run record (needs 'params' and 'metrics'); left untouched")
+        return record
+
+    def save(self, key: str, record: dict[str, Any]) -> Path:
+        path = self.path(key)
+        atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+        return path
+
+    def all_records(self) -> list[dict[str, Any]]:
+        """Every run record (corrupt ones raise)."""
+        if not self.runs.is_dir():
+            return []
+        return [r for p in sorted(self.runs.glob("*.json")) if (r := self.load(p.stem)) is not None]
