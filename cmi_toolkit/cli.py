@@ -46,8 +46,51 @@ def _load(data: DataArgs, model_args: ModelArgs):
     return task, ds, tokenizer, model, tokenize_glue(ds, tokenizer, task, max_length=data.max_length)
 
 
+@dataclass
+class DemoArgs:
+    task: str = field(default="sst2", metadata={"help": "GLUE task"})
+    glue_dir: str | None = field(default=None, metadata={"help": "GLUE folder; default $CMI_TOOLKIT_GLUE_DIR, else the hub"})
+    model: str = field(default="minilm-l6", metadata={"help": "alias, local folder or hub id"})
+    max_train_samples: int = field(default=1000, metadata={"help": "training subset"})
+    epochs: float = field(default=2.0, metadata={"help": "training epochs"})
+    seed: int = field(default=0, metadata={"help": "training seed"})
+    output_dir: str = field(default="runs/demo", metadata={"help": "result store of the demo"})
+
+
 def cmd_demo(argv: list[str]) -> int:
-    """Load a real GLUE task and the offline model; one evaluation pass with CMI measures."""
+    """CE vs CMI-minimised fine-tuning of the offline model on a real GLUE task (a few minutes)."""
+    from transformers import HfArgumentParser
+
+    from .experiments import RunConfig, execute
+    from .reproduce import load_suite
+    from .results import ResultStore
+
+    (args,) = HfArgumentParser(DemoArgs).parse_args_into_dataclasses(argv)
+    common = load_suite("cpu")["common"]
+    store = ResultStore(args.output_dir)
+    t0 = time.perf_counter()
+    rows = []
+    for method in ("ce", "cmi"):
+        cfg = RunConfig(**{**common, "task": args.task, "model": args.model, "method": method, "seed": args.seed,
+                           "max_train_samples": args.max_train_samples, "epochs": args.epochs})
+        print(f"== {method}: {'cross-entropy' if method == 'ce' else 'CE + lambda * CMI'} on {cfg.task}, "
+              f"{cfg.max_train_samples} training examples, {cfg.epochs:g} epochs")
+        rec = execute(cfg, store, glue_dir=args.glue_dir, keep_model=False)
+        rows.append((method, rec))
+    metric = rows[0][1]["headline_metric"]
+    print(f"\n{'method':8s} {metric:>10s} {'feat CMI':>10s} {'feat NCMI':>10s} {'out CMI':>10s} {'train s':>8s}")
+    for method, rec in rows:
+        m = rec["metrics"]
+        print(f"{method:8s} {m[metric]:10.4f} {m['feature_cmi']:10.4f} {m['feature_ncmi']:10.4f} "
+              f"{m['output_cmi']:10.4f} {rec['timings']['train_s']:8.1f}")
+    p = rows[1][1]["params"]
+    print(f"(lambda={p['cmi_weight']}, space={p['space']}, T={p['temperature']}, centroids={p['centroid_mode']}; "
+          f"{rows[0][1]['eval_samples']} dev examples; records in {store.runs}; {time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+    """Load a GLUE task and a model; one evaluation pass with CMI measures (no training)."""
     from transformers import HfArgumentParser
 
     from .information import measure
@@ -65,12 +108,92 @@ def cmd_demo(argv: list[str]) -> int:
           "batched with dynamic padding in length order")
     report = measure(model, tok[split], tokenizer, task=task, batch_size=model_args.batch_size,
                      pooling=model_args.pooling, temperature=model_args.temperature)
-    print(f"untrained (fresh head) on {split}: " + ", ".join(f"{k} {v:.4f}" for k, v in report.metrics.items()))
+    print(f"on {split}: " + ", ".join(f"{k} {v:.4f}" for k, v in report.metrics.items()))
     print(f"  feature-space CMI {report.feature.cmi:.4f} nats, separation {report.feature.separation:.4f}, "
           f"NCMI {report.feature.ncmi:.4f}")
     print(f"  output-space  CMI {report.output.cmi:.4f} nats, separation {report.output.separation:.4f}, "
           f"NCMI {report.output.ncmi:.4f}")
     print(f"done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+@dataclass
+class StoreArgs:
+    results_dir: str = field(default="results", metadata={"help": "result store (runs/<key>.json, models/)"})
+    glue_dir: str | None = field(default=None, metadata={"help": "GLUE folder; default $CMI_TOOLKIT_GLUE_DIR, else the hub"})
+
+
+def _run_one(argv: list[str], allowed: tuple[str, ...]) -> int:
+    from transformers import HfArgumentParser
+
+    from .experiments import RunConfig, execute
+    from .results import ResultStore
+
+    cfg, store_args = HfArgumentParser((RunConfig, StoreArgs)).parse_args_into_dataclasses(argv)
+    if cfg.method not in allowed:
+        raise SystemExit(f"error: --method must be one of {allowed} here, got {cfg.method!r}")
+    rec = execute(cfg, ResultStore(store_args.results_dir), glue_dir=store_args.glue_dir)
+    print(json.dumps({k: rec[k] for k in ("key", "metrics", "timings", "train_steps")}, indent=2))
+    return 0
+
+
+def cmd_train(argv: list[str]) -> int:
+    """Fine-tune one model (--method ce | cmi | mcmi | student) and record its metrics and CMI."""
+    return _run_one(argv, ("ce", "cmi", "mcmi", "student"))
+
+
+def cmd_distill(argv: list[str]) -> int:
+    """Distil a student from a CE (--method kd_ce) or CMI-maximised (kd_mcmi) teacher."""
+    return _run_one(argv, ("kd_ce", "kd_mcmi"))
+
+
+@dataclass
+class SuiteArgs:
+    suite: str = field(default="cpu", metadata={"help": "cpu, paper, or a suite YAML file"})
+    tasks: str | None = field(default=None, metadata={"help": "comma-separated subset of the suite's tasks"})
+    seeds: str | None = field(default=None, metadata={"help": "comma-separated seeds (default: the suite's)"})
+    methods: str | None = field(default=None, metadata={"help": "comma-separated subset of methods"})
+    report: bool = field(default=True, metadata={"help": "write the summary afterwards"})
+    workers: int = field(default=1, metadata={"help": "parallel processes (groups of runs sharing task and seed)"})
+    figures_dir: str = field(default="figures", metadata={"help": "where the summary figure goes"})
+
+
+def _split(text: str | None, cast=str):
+    return [cast(x) for x in text.split(",") if x.strip()] if text else None
+
+
+def cmd_reproduce(argv: list[str]) -> int:
+    """Run a suite's GLUE runs (skipping finished ones), then write the summary."""
+    from transformers import HfArgumentParser
+
+    from .reproduce import load_suite, report, run_suite
+    from .results import ResultStore
+
+    suite_args, store_args = HfArgumentParser((SuiteArgs, StoreArgs)).parse_args_into_dataclasses(argv)
+    spec = load_suite(suite_args.suite)
+    store = ResultStore(store_args.results_dir)
+    run_suite(spec, store, glue_dir=store_args.glue_dir, tasks=_split(suite_args.tasks),
+              seeds=_split(suite_args.seeds, int), methods=_split(suite_args.methods), workers=suite_args.workers)
+    if suite_args.report:
+        for kind, path in report(store, figures_dir=suite_args.figures_dir,
+                                 title=f"GLUE dev results, {spec.get('suite', suite_args.suite)} suite").items():
+            print(f"{kind}: {path}")
+        print((store.root / "summary.md").read_text())
+    return 0
+
+
+def cmd_report(argv: list[str]) -> int:
+    """Write results/summary.csv, summary.md and figures/glue_summary.html from the run records."""
+    from transformers import HfArgumentParser
+
+    from .reproduce import report
+    from .results import ResultStore
+
+    store_args, suite_args = HfArgumentParser((StoreArgs, SuiteArgs)).parse_args_into_dataclasses(argv)
+    store = ResultStore(store_args.results_dir)
+    for kind, path in report(store, figures_dir=suite_args.figures_dir).items():
+        print(f"{kind}: {path}")
+    print((store.root / "summary.md").read_text())
     return 0
 
 
@@ -117,7 +240,12 @@ def cmd_tasks(argv: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "demo": cmd_demo,
+    "train": cmd_train,
+    "distill": cmd_distill,
     "measure": cmd_measure,
+    "evaluate": cmd_evaluate,
+    "reproduce": cmd_reproduce,
+    "report": cmd_report,
     "tasks": cmd_tasks,
 }
 
@@ -143,11 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from .data import GlueFormatError
     from .hub import HubUnavailableError
+    from .results import CorruptResultError
 
     try:
         return COMMANDS[name](rest)
-    except HubUnavailableError as exc:
+    except (HubUnavailableError, GlueFormatError, CorruptResultError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -96,7 +96,12 @@ class MarkovSourceView(nn.Module):
     def feature_dim(self) -> int:
         return int(self.model.config.hidden_size if hasattr(self.model.config, "hidden_size") else self.model.config.dim)
 
-    def forward(self, **inputs) -> MarkovOutput:
+    def forward(self, _caller: nn.Module | None = None, **inputs) -> MarkovOutput:
+        """Run the model once on ``inputs``.
+
+        ``_caller`` is the module to call when it wraps :attr:`model` (e.g. DistributedDataParallel
+        inside a Trainer), so that gradient synchronisation happens; hooks stay on the inner model.
+        """
         captured: list[Tensor] = []
         handle = None
         if self._pooler is not None:
@@ -104,7 +109,7 @@ class MarkovSourceView(nn.Module):
         else:
             inputs["output_hidden_states"] = True
         try:
-            out = self.model(**inputs)
+            out = (_caller or self.model)(**inputs)
         finally:
             if handle is not None:
                 handle.remove()

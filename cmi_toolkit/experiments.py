@@ -1,0 +1,241 @@
+"""One run = (task, method, model, seed, parameters): train, measure, record.
+
+Methods:
+
+* ``ce``: fine-tune with cross-entropy (the baseline).
+* ``cmi``: fine-tune with CE + lambda * CMI (minimised).
+* ``mcmi``: fine-tune a teacher with CE - lambda * CMI (maximised).
+* ``student``: the student (``make_student`` of the model, or ``student_model``) fine-tuned alone with CE.
+* ``kd_ce`` / ``kd_mcmi``: the student distilled from the ``ce`` / ``mcmi`` teacher of the same
+  task, model and seed (that teacher run is executed first when it is not in the store).
+
+:func:`execute` skips a run whose record exists, resumes an interrupted run from its last
+checkpoint, and writes the record atomically (:mod:`cmi_toolkit.results`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .results import ResultStore, run_key
+
+__all__ = ["METHODS", "RunConfig", "execute", "train_model", "prepare_data"]
+
+METHODS = ("ce", "cmi", "mcmi", "student", "kd_ce", "kd_mcmi")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run (its hash is the run's key)."""
+
+    task: str = field(default="sst2", metadata={"help": "GLUE task"})
+    method: str = field(default="cmi", metadata={"help": f"one of {METHODS}"})
+    model: str = field(default="minilm-l6", metadata={"help": "alias, local folder or hub id"})
+    seed: int = field(default=0, metadata={"help": "training seed (weights of the head, batch order)"})
+    max_train_samples: int | None = field(default=2000, metadata={"help": "seeded training subset (None: all)"})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "seeded evaluation subset"})
+    data_seed: int = field(default=0, metadata={"help": "seed of the data subsets (fixed across training seeds)"})
+    eval_on: str = field(default="dev", metadata={"help": "dev (GLUE validation) or heldout (a split of train, for sweeps)"})
+    heldout_fraction: float = field(default=0.2, metadata={"help": "share of the training subset held out when eval_on=heldout"})
+    max_length: int = field(default=128, metadata={"help": "truncate inputs to this many tokens"})
+    epochs: float = field(default=3.0, metadata={"help": "training epochs"})
+    batch_size: int = field(default=32, metadata={"help": "training batch size per device"})
+    learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "linear warm-up share of the steps"})
+    cmi_weight: float = field(default=0.1, metadata={"help": "lambda of the CMI term (cmi, mcmi)"})
+    separation_weight: float = field(default=0.0, metadata={"help": "beta of the separation term"})
+    space: str = field(default="feature", metadata={"help": "feature (f_x) or output (P_x)"})
+    temperature: float = field(default=1.0, metadata={"help": "T of the CMI distributions"})
+    pooling: str = field(default="auto", metadata={"help": "h_x: auto, pooler, cls, mean"})
+    centroid_mode: str = field(default="epoch", metadata={"help": "fixed, epoch or ema"})
+    ema_momentum: float = field(default=0.9, metadata={"help": "momentum of the ema centroids"})
+    student_layers: str = field(default="0,2,4", metadata={"help": "teacher layers the student keeps"})
+    student_model: str | None = field(default=None, metadata={"help": "a separate student model id instead of make_student"})
+    kd_alpha: float = field(default=0.5, metadata={"help": "alpha of the distillation loss"})
+    kd_temperature: float = field(default=4.0, metadata={"help": "T of the distillation loss"})
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.eval_on not in ("dev", "heldout"):
+            raise ValueError("eval_on must be 'dev' or 'heldout'")
+
+    def params(self) -> dict[str, Any]:
+        """The parameters that matter for this method (hashed into the key)."""
+        p = asdict(self)
+        if self.method in ("ce", "student", "kd_ce", "kd_mcmi"):
+            for k in ("cmi_weight", "separation_weight", "space", "temperature", "pooling", "centroid_mode", "ema_momentum"):
+                p.pop(k)
+        if self.method in ("ce", "cmi", "mcmi"):
+            for k in ("student_layers", "student_model", "kd_alpha", "kd_temperature"):
+                p.pop(k)
+        if self.method == "student":
+            p.pop("kd_alpha"), p.pop("kd_temperature")
+        return p
+
+    @property
+    def key(self) -> str:
+        return run_key(self.params())
+
+    def teacher(self) -> RunConfig:
+        """The teacher run of a ``kd_*`` run."""
+        method = {"kd_ce": "ce", "kd_mcmi": "mcmi"}[self.method]
+        return dataclasses.replace(self, method=method)
+
+
+def prepare_data(cfg: RunConfig, tokenizer, glue_dir: str | None = None):
+    """Tokenised (train, eval) datasets of a run, and the task."""
+    from .data import load_glue, tokenize_glue
+    from .tasks import get_task
+
+    task = get_task(cfg.task)
+    ds = load_glue(task, source=glue_dir, max_train_samples=cfg.max_train_samples,
+                   max_eval_samples=cfg.max_eval_samples, seed=cfg.data_seed)
+    train = ds["train"]
+    if cfg.eval_on == "heldout":
+        parts = train.train_test_split(test_size=cfg.heldout_fraction, seed=cfg.data_seed, stratify_by_column="label")
+        train, evaluation = parts["train"], parts["test"]
+    else:
+        evaluation = ds[task.validation_splits[0]]
+    train = tokenize_glue(train, tokenizer, task, cfg.max_length)
+    evaluation = tokenize_glue(evaluation, tokenizer, task, cfg.max_length)
+    return task, train, evaluation
+
+
+def _student_layers(cfg: RunConfig) -> tuple[int, ...]:
+    return tuple(int(x) for x in str(cfg.student_layers).split(",") if x.strip())
+
+
+def build_model(cfg: RunConfig, num_labels: int):
+    from transformers import set_seed
+
+    from .models import load_classifier, make_student
+
+    set_seed(cfg.seed)
+    if cfg.method in ("student", "kd_ce", "kd_mcmi"):
+        if cfg.student_model:
+            return load_classifier(cfg.student_model, num_labels=num_labels)
+        return make_student(load_classifier(cfg.model, num_labels=num_labels), _student_layers(cfg))
+    return load_classifier(cfg.model, num_labels=num_labels)
+
+
+def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teacher=None, progress: bool = True,
+                max_steps: int = -1, save_checkpoints: bool = True):
+    """Train the model of ``cfg`` on the tokenised ``train`` set; returns (model, trainer)."""
+    from transformers import DataCollatorWithPadding, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from .losses import CMILossConfig
+    from .training import CMITrainer, DistillationTrainer
+
+    model = build_model(cfg, num_labels=len(train.features["label"].names))
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,
+        num_train_epochs=cfg.epochs,
+        max_steps=max_steps,
+        lr_scheduler_type="linear",
+        train_sampling_strategy="group_by_length",
+        logging_steps=10,
+        save_strategy="epoch" if save_checkpoints else "no",
+        save_total_limit=1,
+        save_only_model=False,
+        report_to=[],
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+    common = dict(model=model, args=args, train_dataset=train, processing_class=tokenizer,
+                  data_collator=DataCollatorWithPadding(tokenizer))
+    if cfg.method in ("kd_ce", "kd_mcmi"):
+        trainer = DistillationTrainer(**common, teacher=teacher, alpha=cfg.kd_alpha, temperature=cfg.kd_temperature)
+    else:
+        weight = cfg.cmi_weight if cfg.method in ("cmi", "mcmi") else 0.0
+        beta = cfg.separation_weight if cfg.method in ("cmi", "mcmi") else 0.0
+        cmi = CMILossConfig(weight=weight, separation_weight=beta, space=cfg.space, temperature=cfg.temperature,
+                            objective="maximize" if cfg.method == "mcmi" else "minimize")
+        trainer = CMITrainer(**common, cmi=cmi, centroid_mode=cfg.centroid_mode, pooling=cfg.pooling,
+                             ema_momentum=cfg.ema_momentum)
+    last = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() and save_checkpoints else None
+    trainer.train(resume_from_checkpoint=last)
+    return trainer.model, trainer
+
+
+def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, progress: bool = True,
+            keep_model: bool | None = None) -> dict[str, Any]:
+    """Run ``cfg`` unless its record exists; return the record."""
+    from .information import measure
+    from .models import count_parameters, load_tokenizer
+
+    key = cfg.key
+    record = store.load(key)
+    if record is not None:
+        return record
+    keep_model = cfg.method in ("ce", "mcmi") if keep_model is None else keep_model
+    tokenizer = load_tokenizer(cfg.model)
+    timings: dict[str, float] = {}
+    teacher = None
+    if cfg.method in ("kd_ce", "kd_mcmi"):
+        tcfg = cfg.teacher()
+        execute(tcfg, store, glue_dir=glue_dir, progress=progress, keep_model=True)
+        tpath = store.root / "models" / tcfg.key
+        if not (tpath / "config.json").is_file():
+            raise FileNotFoundError(f"{tpath}: teacher model missing; delete {store.path(tcfg.key)} to retrain it")
+        teacher = _load_saved(tpath)
+    t0 = time.perf_counter()
+    task, train, evaluation = prepare_data(cfg, tokenizer, glue_dir)
+    timings["data_s"] = time.perf_counter() - t0
+    ckpt_dir = store.root / "checkpoints" / key
+    t0 = time.perf_counter()
+    model, trainer = train_model(cfg, train, tokenizer, ckpt_dir, teacher=teacher, progress=progress)
+    timings["train_s"] = time.perf_counter() - t0
+    steps = trainer.state.global_step
+    t0 = time.perf_counter()
+    report = measure(model, evaluation, tokenizer, task=task, pooling=cfg.pooling, temperature=cfg.temperature,
+                     keep_outputs=False, progress=progress)
+    timings["eval_s"] = time.perf_counter() - t0
+    if keep_model:
+        model.save_pretrained(store.root / "models" / key)
+        tokenizer.save_pretrained(store.root / "models" / key)
+    record = {
+        "key": key,
+        "params": cfg.params(),
+        "metrics": {**report.summary(),
+                    "feature_per_class_cmi": report.feature.per_class_cmi,
+                    "output_per_class_cmi": report.output.per_class_cmi},
+        "headline_metric": task.metric_names[0],
+        "measured_with": {"temperature": cfg.temperature, "pooling": cfg.pooling, "split": cfg.eval_on},
+        "train_steps": steps,
+        "train_samples": len(train),
+        "eval_samples": len(evaluation),
+        "num_parameters": count_parameters(model),
+        "timings": timings,
+        "version": __version__,
+        "torch": torch.__version__,
+        "device": str(next(model.parameters()).device),
+        "host": platform.node(),
+    }
+    store.save(key, record)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return record
+
+
+def _load_saved(path: Path):
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(str(path))
