@@ -16,6 +16,7 @@ checkpoint, and writes the record atomically (:mod:`cmi_toolkit.results`).
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import shutil
 import time
@@ -130,7 +131,8 @@ def build_model(cfg: RunConfig, num_labels: int):
 
 
 def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teacher=None, progress: bool = True,
-                max_steps: int = -1, save_checkpoints: bool = True):
+                max_steps: int = -1, save_checkpoints: bool = True, callbacks: list | None = None,
+                logging_steps: int = 10):
     """Train the model of ``cfg`` on the tokenised ``train`` set; returns (model, trainer)."""
     from transformers import DataCollatorWithPadding, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
@@ -149,7 +151,7 @@ def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teache
         max_steps=max_steps,
         lr_scheduler_type="linear",
         train_sampling_strategy="group_by_length",
-        logging_steps=10,
+        logging_steps=logging_steps,
         save_strategy="epoch" if save_checkpoints else "no",
         save_total_limit=1,
         save_only_model=False,
@@ -159,9 +161,12 @@ def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teache
         disable_tqdm=not progress,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),
+        # several CPU processes (torchrun / accelerate launch) talk over gloo
+        ddp_backend="gloo" if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
     )
     common = dict(model=model, args=args, train_dataset=train, processing_class=tokenizer,
-                  data_collator=DataCollatorWithPadding(tokenizer))
+                  data_collator=DataCollatorWithPadding(tokenizer), callbacks=callbacks)
     if cfg.method in ("kd_ce", "kd_mcmi"):
         trainer = DistillationTrainer(**common, teacher=teacher, alpha=cfg.kd_alpha, temperature=cfg.kd_temperature)
     else:

@@ -91,6 +91,7 @@ def load_classifier(model_id: str = DEFAULT_MODEL, num_labels: int = 2, **kwargs
     from transformers.utils import logging as hf_logging
 
     path = resolve_model(model_id)
+    kwargs.setdefault("ignore_mismatched_sizes", True)  # a head of another size is re-initialised
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected here
     try:
