@@ -51,8 +51,8 @@ class DemoArgs:
     task: str = field(default="sst2", metadata={"help": "GLUE task"})
     glue_dir: str | None = field(default=None, metadata={"help": "GLUE folder; default $CMI_TOOLKIT_GLUE_DIR, else the hub"})
     model: str = field(default="minilm-l6", metadata={"help": "alias, local folder or hub id"})
-    max_train_samples: int = field(default=1000, metadata={"help": "training subset"})
-    epochs: float = field(default=2.0, metadata={"help": "training epochs"})
+    max_train_samples: int = field(default=2000, metadata={"help": "training subset (the CPU suite's SST-2 size)"})
+    epochs: float = field(default=3.0, metadata={"help": "training epochs"})
     seed: int = field(default=0, metadata={"help": "training seed"})
     output_dir: str = field(default="runs/demo", metadata={"help": "result store of the demo"})
 
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[name](rest)
-    except (HubUnavailableError, GlueFormatError, CorruptResultError, FileNotFoundError) as exc:
+    except (HubUnavailableError, GlueFormatError, CorruptResultError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
