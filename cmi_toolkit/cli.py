@@ -129,7 +129,19 @@ def _run_one(argv: list[str], allowed: tuple[str, ...]) -> int:
     from .experiments import RunConfig, execute
     from .results import ResultStore
 
-    cfg, store_args = HfArgumentParser((RunConfig, StoreArgs)).parse_args_into_dataclasses(argv)
+    parser = HfArgumentParser((RunConfig, StoreArgs))
+    if "--suite" in argv:
+        # defaults from a suite's common and per-task settings (configs/<suite>/suite.yaml); flags override
+        from .reproduce import load_suite
+
+        i = argv.index("--suite")
+        spec = load_suite(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
+        task = argv[argv.index("--task") + 1] if "--task" in argv else RunConfig.task
+        if task not in spec["tasks"]:
+            raise SystemExit(f"error: suite has no task {task!r}; it has {list(spec['tasks'])}")
+        parser.set_defaults(**{**spec["common"], **(spec["tasks"][task] or {})})
+    cfg, store_args = parser.parse_args_into_dataclasses(argv)
     if cfg.method not in allowed:
         raise SystemExit(f"error: --method must be one of {allowed} here, got {cfg.method!r}")
     rec = execute(cfg, ResultStore(store_args.results_dir), glue_dir=store_args.glue_dir)
@@ -138,7 +150,7 @@ def _run_one(argv: list[str], allowed: tuple[str, ...]) -> int:
 
 
 def cmd_train(argv: list[str]) -> int:
-    """Fine-tune one model (--method ce | cmi | mcmi | student) and record its metrics and CMI."""
+    """Fine-tune one model (--method ce | cmi | mcmi | student; --suite cpu for a preset) and record it."""
     return _run_one(argv, ("ce", "cmi", "mcmi", "student"))
 
 

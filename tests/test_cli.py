@@ -58,3 +58,16 @@ def test_cli_reports_bad_input_cleanly(tmp_path, capsys):
     assert main(["measure", "--glue_dir", str(tmp_path)]) == 2
     assert "line 2: unknown label '7'" in capsys.readouterr().err
     assert main(["report", "--results_dir", str(tmp_path / "none")]) == 2
+
+
+def test_train_takes_suite_defaults(tmp_path, tiny_model_dir, capsys):
+    write_task(tmp_path / "glue", "wnli", n=8)
+    argv = ["train", "--suite", "cpu", "--task", "wnli", "--method", "cmi", "--model", str(tiny_model_dir),
+            "--epochs", "1", "--glue_dir", str(tmp_path / "glue"), "--results_dir", str(tmp_path / "r")]
+    assert main(argv) == 0
+    import json
+
+    record = json.loads(next((tmp_path / "r" / "runs").glob("*.json")).read_text())
+    cpu = load_suite("cpu")["common"]
+    assert record["params"]["temperature"] == cpu["temperature"] and record["params"]["centroid_mode"] == cpu["centroid_mode"]
+    assert record["params"]["epochs"] == 1  # the flag wins over the suite
