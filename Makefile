@@ -9,7 +9,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 # pip prints one warning per package for the empty local index mirrors of some machines
-PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+PIPQUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 # Real GLUE and CoT data beside the checkout, when present (CI has them).
 GLUE_DIR ?= $(firstword $(wildcard ../shared/data/glue))
