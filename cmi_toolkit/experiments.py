@@ -29,7 +29,7 @@ import torch
 from . import __version__
 from .results import ResultStore, run_key
 
-__all__ = ["METHODS", "RunConfig", "execute", "train_model", "prepare_data"]
+__all__ = ["METHODS", "RunConfig", "TrainedRun", "execute", "lambda_sweep", "sweep_row", "train_and_measure", "train_model", "prepare_data"]
 
 METHODS = ("ce", "cmi", "mcmi", "student", "kd_ce", "kd_mcmi")
 
@@ -181,10 +181,74 @@ def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teache
     return trainer.model, trainer
 
 
+@dataclass
+class TrainedRun:
+    """What :func:`train_and_measure` returns: the model, its trainer and its measurements."""
+
+    model: Any
+    trainer: Any
+    report: Any
+    task: Any
+    train: Any
+    evaluation: Any
+    tokenizer: Any
+    timings: dict[str, float]
+
+
+def train_and_measure(cfg: RunConfig, glue_dir: str | None = None, output_dir: str | Path | None = None,
+                      teacher=None, progress: bool = True, tokenizer=None, callbacks: list | None = None,
+                      keep_outputs: bool = False, save_checkpoints: bool = True) -> TrainedRun:
+    """Prepare the data of ``cfg``, train, and :func:`~cmi_toolkit.information.measure` the result.
+
+    No result store involved: the notebooks call this directly; :func:`execute` wraps it.
+    """
+    import tempfile
+
+    from .information import measure
+    from .models import load_tokenizer
+
+    tokenizer = tokenizer or load_tokenizer(cfg.model)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    task, train, evaluation = prepare_data(cfg, tokenizer, glue_dir)
+    timings["data_s"] = time.perf_counter() - t0
+    output_dir = output_dir or tempfile.mkdtemp(prefix="cmi_toolkit_")
+    t0 = time.perf_counter()
+    model, trainer = train_model(cfg, train, tokenizer, output_dir, teacher=teacher, progress=progress,
+                                 callbacks=callbacks, save_checkpoints=save_checkpoints)
+    timings["train_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report = measure(model, evaluation, tokenizer, task=task, pooling=cfg.pooling, temperature=cfg.temperature,
+                     keep_outputs=keep_outputs, progress=progress)
+    timings["eval_s"] = time.perf_counter() - t0
+    return TrainedRun(model, trainer, report, task, train, evaluation, tokenizer, timings)
+
+
+def sweep_row(cfg: RunConfig, run: TrainedRun) -> dict[str, Any]:
+    """One row of a lambda sweep: the setting and what the model measured."""
+    rep = run.report
+    return {"lambda": cfg.cmi_weight if cfg.method in ("cmi", "mcmi") else 0.0, "space": cfg.space,
+            "temperature": cfg.temperature, "accuracy": rep.accuracy, "cmi": getattr(rep, cfg.space).cmi,
+            "ncmi": getattr(rep, cfg.space).ncmi, "separation": getattr(rep, cfg.space).separation,
+            "train_s": run.timings["train_s"]}
+
+
+def lambda_sweep(cfg: RunConfig, lambdas: list[float], glue_dir: str | None = None, progress: bool = True,
+                 callbacks: list | None = None) -> list[dict[str, Any]]:
+    """Train one model per lambda (0 = plain CE) with the other settings of ``cfg``; one row each."""
+    from tqdm.auto import tqdm
+
+    rows = []
+    for lam in tqdm(lambdas, desc="lambda sweep", disable=not progress):
+        c = dataclasses.replace(cfg, method="cmi" if lam > 0 else "ce", cmi_weight=lam)
+        run = train_and_measure(c, glue_dir=glue_dir, progress=False, callbacks=callbacks, save_checkpoints=False)
+        rows.append(sweep_row(c, run))
+    return rows
+
+
 def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, progress: bool = True,
             keep_model: bool | None = None) -> dict[str, Any]:
     """Run ``cfg`` unless its record exists; return the record."""
-    from .information import measure
     from .models import count_parameters, load_tokenizer
 
     key = cfg.key
@@ -202,18 +266,13 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
         if not (tpath / "config.json").is_file():
             raise FileNotFoundError(f"{tpath}: teacher model missing; delete {store.path(tcfg.key)} to retrain it")
         teacher = _load_saved(tpath)
-    t0 = time.perf_counter()
-    task, train, evaluation = prepare_data(cfg, tokenizer, glue_dir)
-    timings["data_s"] = time.perf_counter() - t0
     ckpt_dir = store.root / "checkpoints" / key
-    t0 = time.perf_counter()
-    model, trainer = train_model(cfg, train, tokenizer, ckpt_dir, teacher=teacher, progress=progress)
-    timings["train_s"] = time.perf_counter() - t0
+    run = train_and_measure(cfg, glue_dir=glue_dir, output_dir=ckpt_dir, teacher=teacher, progress=progress,
+                            tokenizer=tokenizer)
+    model, trainer, report, task, train, evaluation = (run.model, run.trainer, run.report, run.task, run.train,
+                                                       run.evaluation)
+    timings.update(run.timings)
     steps = trainer.state.global_step
-    t0 = time.perf_counter()
-    report = measure(model, evaluation, tokenizer, task=task, pooling=cfg.pooling, temperature=cfg.temperature,
-                     keep_outputs=False, progress=progress)
-    timings["eval_s"] = time.perf_counter() - t0
     if keep_model:
         model.save_pretrained(store.root / "models" / key)
         tokenizer.save_pretrained(store.root / "models" / key)

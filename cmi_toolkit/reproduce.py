@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from .experiments import RunConfig, execute
 from .results import ResultStore, atomic_write_text
 
-__all__ = ["SUITE_DIR", "load_suite", "suite_runs", "execute_runs", "run_suite", "summarise", "report", "BASELINES"]
+__all__ = ["SUITE_DIR", "load_suite", "suite_runs", "execute_runs", "run_suite", "summary_figure", "summarise", "report", "BASELINES"]
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "configs"
 BASELINES = {"cmi": "ce", "mcmi": "ce", "kd_ce": "student", "kd_mcmi": "student"}
@@ -174,18 +174,19 @@ def report(store: ResultStore, out_dir: str | os.PathLike | None = None, figures
     return paths
 
 
-def _figure(rows: list[dict[str, Any]], figures_dir: Path, title: str) -> Path:
-    import plotly.graph_objects as go
+def summary_figure(rows: list[dict[str, Any]], title: str = "GLUE dev results"):
+    """Grouped bars: one group per task, one bar per method (mean ± std over seeds, percent)."""
+    from .viz import grouped_bars
 
-    fig = go.Figure()
     methods = [m for m in METHOD_LABELS if any(r["method"] == m for r in rows)]
     tasks = sorted({r["task"] for r in rows})
-    for m in methods:
-        sel = {r["task"]: r for r in rows if r["method"] == m}
-        fig.add_bar(name=METHOD_LABELS[m], x=tasks, y=[100 * sel[t]["mean"] if t in sel else None for t in tasks],
-                    error_y={"type": "data", "array": [100 * sel[t]["std"] if t in sel else 0 for t in tasks]})
-    fig.update_layout(barmode="group", title=title, yaxis_title="dev score (%)", template="plotly_white")
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    path = figures_dir / "glue_summary.html"
-    atomic_write_text(path, fig.to_html(include_plotlyjs="cdn", full_html=True))
-    return path
+    cell = {(r["task"], r["method"]): r for r in rows}
+    series = {METHOD_LABELS[m]: [100 * cell[(t, m)]["mean"] if (t, m) in cell else None for t in tasks] for m in methods}
+    errors = {METHOD_LABELS[m]: [100 * cell[(t, m)]["std"] if (t, m) in cell else 0 for t in tasks] for m in methods}
+    return grouped_bars(tasks, series, errors, title=title, yaxis="dev score (%)")
+
+
+def _figure(rows: list[dict[str, Any]], figures_dir: Path, title: str) -> Path:
+    from .viz import save_figure
+
+    return save_figure(summary_figure(rows, title), "glue_summary", figures_dir)["html"]

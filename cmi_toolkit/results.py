@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CorruptResultError", "atomic_write_text", "run_key", "ResultStore"]
+__all__ = ["CorruptResultError", "atomic_write_text", "write_json", "run_key", "ResultStore"]
 
 
 class CorruptResultError(RuntimeError):
@@ -36,6 +36,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically; returns the path."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    return Path(path)
 
 
 def run_key(params: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from .information import class_priors
 from .losses import CMILossConfig, cmi_regularized_loss, distillation_loss
 from .markov import MarkovSourceView
 
-__all__ = ["CMITrainer", "CentroidCallback", "DistillationTrainer"]
+__all__ = ["CMITrainer", "CentroidCallback", "DistillationTrainer", "MeasureCallback"]
 
 
 class _TermLogger:
@@ -195,3 +195,34 @@ class DistillationTrainer(Trainer):
         if "loss" in logs:
             self._terms.flush(logs)
         super().log(logs, *args, **kwargs)
+
+
+class MeasureCallback(TrainerCallback):
+    """Measures the model on ``dataset`` every ``every`` optimiser steps (and at the end).
+
+    ``history`` collects one :meth:`~cmi_toolkit.information.MeasureReport.summary` per
+    measurement, with its ``step``: accuracy, CMI, separation and NCMI along training.
+    """
+
+    def __init__(self, dataset, tokenizer, every: int = 20, temperature: float = 1.0, pooling: str = "auto"):
+        self.dataset, self.tokenizer, self.every = dataset, tokenizer, every
+        self.temperature, self.pooling = temperature, pooling
+        self.history: list[dict] = []
+
+    def _measure(self, model, step: int) -> None:
+        from .information import measure
+
+        report = measure(model, self.dataset, self.tokenizer, temperature=self.temperature, pooling=self.pooling,
+                         keep_outputs=False, progress=False)
+        self.history.append({"step": step, **report.summary()})
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self._measure(model, 0)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0:
+            self._measure(model, state.global_step)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if not self.history or self.history[-1]["step"] != state.global_step:
+            self._measure(model, state.global_step)

@@ -1,0 +1,126 @@
+"""ipywidgets for the notebooks: the CMI-weight explorer.
+
+:class:`LambdaExplorer` shows a sweep over lambda (accuracy, CMI, NCMI) and marks the lambda
+chosen on a slider; selectors pick the space and temperature among those the sweep holds; a
+button trains one more model at the chosen setting (with a progress bar) and adds it to the
+figure. :func:`show_sweep` is the static rendering used under papermill, where nothing may wait
+for input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+__all__ = ["LambdaExplorer", "show_sweep", "interactive", "progress_callback"]
+
+
+def interactive() -> bool:
+    """True inside a live Jupyter front end; False under papermill, nbconvert or plain Python."""
+    import os
+    import sys
+
+    if os.environ.get("PAPERMILL_EXECUTION") or "papermill" in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return False
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _key(row: dict) -> tuple[str, float]:
+    return row["space"], float(row["temperature"])
+
+
+def show_sweep(rows: list[dict], selected: float | None = None, space: str | None = None,
+               temperature: float | None = None):
+    """The sweep figure for one (space, temperature), as a static plotly figure."""
+    from .viz import lambda_sweep_figure
+
+    space = space or rows[0]["space"]
+    temperature = rows[0]["temperature"] if temperature is None else temperature
+    sel = [r for r in rows if _key(r) == (space, float(temperature))]
+    return lambda_sweep_figure(sel, selected=selected,
+                               title=f"{space} space, T = {temperature:g}: selected λ = {selected:g}"
+                               if selected is not None else None)
+
+
+class LambdaExplorer:
+    """Slider (lambda), selectors (space, temperature), a figure and a train button.
+
+    Args:
+        rows: sweep results, dicts with ``lambda``, ``space``, ``temperature``, ``accuracy``,
+            ``cmi``, ``ncmi``.
+        train_fn: ``train_fn(lambda, space, temperature, progress) -> row`` trains one more model;
+            ``progress`` is an ipywidgets IntProgress it may advance.
+    """
+
+    def __init__(self, rows: list[dict], train_fn: Callable | None = None):
+        import ipywidgets as w
+
+        self.rows = list(rows)
+        self.train_fn = train_fn
+        lams = sorted({r["lambda"] for r in rows})
+        self.slider = w.SelectionSlider(options=[(f"{x:g}", x) for x in lams], value=lams[len(lams) // 2],
+                                        description="λ (CMI weight)", continuous_update=False,
+                                        style={"description_width": "initial"}, layout={"width": "420px"})
+        spaces = sorted({r["space"] for r in rows})
+        temps = sorted({float(r["temperature"]) for r in rows})
+        self.space = w.Dropdown(options=spaces, value=spaces[0], description="space")
+        self.temperature = w.Dropdown(options=temps, value=temps[0], description="T")
+        self.new_lambda = w.BoundedFloatText(value=lams[-1] * 2 if lams[-1] > 0 else 0.1, min=0.0, max=100.0,
+                                             step=0.05, description="train at λ")
+        self.button = w.Button(description="train one more model", button_style="primary", icon="play")
+        self.progress = w.IntProgress(value=0, min=0, max=100, description="", layout={"width": "300px"})
+        self.status = w.HTML()
+        self.out = w.Output()
+        for control in (self.slider, self.space, self.temperature):
+            control.observe(lambda _change: self.render(), names="value")
+        self.button.on_click(self._train)
+        self.widget = w.VBox([w.HBox([self.slider, self.space, self.temperature]),
+                              w.HBox([self.new_lambda, self.button, self.progress]), self.status, self.out])
+        self.render()
+
+    def render(self) -> None:
+        fig = show_sweep(self.rows, self.slider.value, self.space.value, self.temperature.value)
+        self.out.clear_output(wait=True)
+        with self.out:
+            fig.show()
+
+    def _train(self, _button) -> None:
+        if self.train_fn is None:
+            self.status.value = "no training function was given"
+            return
+        lam = float(self.new_lambda.value)
+        self.button.disabled = True
+        self.status.value = f"training at λ = {lam:g} ..."
+        try:
+            row = self.train_fn(lam, self.space.value, float(self.temperature.value), self.progress)
+        finally:
+            self.button.disabled = False
+        self.rows.append(row)
+        self.slider.options = [(f"{x:g}", x) for x in sorted({r["lambda"] for r in self.rows})]
+        self.slider.value = lam
+        self.status.value = f"λ = {lam:g}: accuracy {row['accuracy']:.4f}, CMI {row['cmi']:.4f}"
+        self.render()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def progress_callback(bar):
+    """A TrainerCallback that moves an ipywidgets IntProgress (or anything with value/max) along training."""
+    from transformers import TrainerCallback
+
+    class _Progress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            bar.max, bar.value = max(int(state.max_steps), 1), 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            bar.value = int(state.global_step)
+
+    return _Progress()

@@ -1,0 +1,95 @@
+"""Every notebook runs headless under papermill in smoke mode; we assert on what it computed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from .conftest import REPO
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+pytestmark = pytest.mark.notebook
+
+
+def test_notebooks_exist_and_are_stripped():
+    names = {p.stem for p in NOTEBOOKS}
+    assert {"00_markov_source_view", "01_finetune_with_cmi", "02_measure_cmi", "03_centroids_and_clusters",
+            "04_teacher_student_kd", "06_reproduce_glue"} <= names
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+        assert "smoke" in params[0].source, f"{path.name}: the parameters cell needs a smoke parameter"
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, f"{path.name}: commit notebooks without outputs"
+
+
+def run_notebook(name: str, tmp_path: Path, glue_dir: Path | None, **params) -> dict:
+    import papermill as pm
+
+    out = tmp_path / "out"
+    parameters = {"smoke": True, "output_dir": str(out), "figures_dir": str(tmp_path / "figures"), **params}
+    if glue_dir is not None:
+        parameters["glue_dir"] = str(glue_dir)
+    pm.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
+                        parameters=parameters, cwd=str(REPO / "notebooks"), kernel_name="python3", progress_bar=False)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_00_markov_source(tmp_path):
+    m = run_notebook("00_markov_source_view", tmp_path, None)
+    assert m["exact_cmi_tempered"] < m["exact_cmi_bayes"]
+    assert m["estimates"]["10000"] == pytest.approx(m["exact_cmi_bayes"], rel=0.05)
+    assert 0.5 < m["bayes_accuracy"] <= 1.0
+    assert (tmp_path / "figures" / "00_cmi_convergence.html").is_file()
+
+
+def test_00_is_deterministic_under_nbval(tmp_path):
+    run_notebook("00_markov_source_view", tmp_path, None)
+    executed = tmp_path / "00_markov_source_view.ipynb"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval", "-q", "-p", "no:cacheprovider", str(executed)],
+                          cwd=REPO / "notebooks", capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert " passed" in proc.stdout
+
+
+def test_01_lambda_sweep(tmp_path, glue_dir):
+    m = run_notebook("01_finetune_with_cmi", tmp_path, glue_dir)
+    rows = sorted(m["rows"], key=lambda r: r["lambda"])
+    assert [r["lambda"] for r in rows] == [0.0, 0.1, 1.0]
+    cmis = [r["cmi"] for r in rows]
+    assert cmis[0] > cmis[1] > cmis[2], f"a larger CMI weight should give a lower CMI: {cmis}"
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
+    assert (tmp_path / "figures" / "01_lambda_sweep.html").is_file()
+
+
+def test_02_measure(tmp_path, glue_dir):
+    m = run_notebook("02_measure_cmi", tmp_path, glue_dir)
+    assert len(m["history"]) >= 2 and m["history"][0]["step"] == 0
+    assert m["before"]["num_samples"] == m["after"]["num_samples"] == 120
+    assert m["after"]["feature_cmi"] != m["before"]["feature_cmi"]
+
+
+def test_03_clusters(tmp_path, glue_dir):
+    m = run_notebook("03_centroids_and_clusters", tmp_path, glue_dir)
+    assert m["ce"]["embedding"] == "UMAP"
+    assert m["cmi"]["feature_cmi"] < m["ce"]["feature_cmi"]
+    assert (tmp_path / "figures" / "03_clusters_cmi.html").is_file()
+
+
+def test_04_teacher_student(tmp_path, glue_dir):
+    m = run_notebook("04_teacher_student_kd", tmp_path, glue_dir)
+    assert {r["method"] for r in m["rows"]} == {"ce", "mcmi", "student", "kd_ce", "kd_mcmi"}
+    kd = next(r for r in m["rows"] if r["method"] == "kd_mcmi")
+    assert kd["diff_mean"] is not None
+
+
+def test_06_reproduce_reads_committed_results(tmp_path):
+    m = run_notebook("06_reproduce_glue", tmp_path, None, results_dir=str(REPO / "results"))
+    assert m["records"] == 72 and len(m["rows"]) == 24
