@@ -18,7 +18,7 @@ export CMI_TOOLKIT_GLUE_DIR ?= $(GLUE_DIR)
 export CMI_TOOLKIT_COT_DIR ?= $(COT_DIR)
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup demo test lint lab bench clean
+.PHONY: setup demo test lint lab bench clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Debian's Chromium for the browser test and PNG figures (needs root; a browser download is not needed)
+browser-deps:
+	@if command -v chromium >/dev/null; then echo "chromium present"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
 
 lab: setup
 	$(BIN)/jupyter lab notebooks

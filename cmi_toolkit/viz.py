@@ -22,15 +22,26 @@ __all__ = [
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
+def _chromium() -> str | None:
+    import shutil
+
+    return os.environ.get("BROWSER_PATH") or shutil.which("chromium") or shutil.which("google-chrome")
+
+
 def save_figure(fig, name: str, figures_dir: str | os.PathLike = "figures", png: bool = True) -> dict[str, Path]:
-    """Write ``<figures_dir>/<name>.html`` (always) and ``.png`` (if kaleido can render; else skipped)."""
+    """Write ``<figures_dir>/<name>.html`` (always) and ``.png`` when kaleido and a Chromium are there.
+
+    kaleido 1.x renders through a Chromium: ``$BROWSER_PATH``, else ``chromium`` on the PATH.
+    """
     from .results import atomic_write_text
 
     folder = Path(figures_dir)
     folder.mkdir(parents=True, exist_ok=True)
     out = {"html": folder / f"{name}.html"}
     atomic_write_text(out["html"], fig.to_html(include_plotlyjs="cdn", full_html=True))
-    if png:
+    browser = _chromium()
+    if png and browser:
+        os.environ.setdefault("BROWSER_PATH", browser)
         try:
             fig.write_image(str(folder / f"{name}.png"), width=900, height=500)
             out["png"] = folder / f"{name}.png"

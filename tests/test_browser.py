@@ -1,0 +1,103 @@
+"""End to end in a real browser: JupyterLab + headless Chromium, notebook 01 in smoke mode, move the slider."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def lab(tmp_path, glue_dir):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser test: .ci/run installs Chromium (make browser-deps)")
+        pytest.skip("Chromium not installed (apt-get install chromium, or `make browser-deps` as root)")
+    pytest.importorskip("playwright")
+    import papermill as pm
+
+    work = tmp_path / "lab"
+    work.mkdir()
+    pm.execute_notebook(str(REPO / "notebooks" / "01_finetune_with_cmi.ipynb"), str(work / "01.ipynb"),
+                        parameters={"smoke": True, "glue_dir": str(glue_dir), "output_dir": str(work / "out"),
+                                    "figures_dir": str(work / "figures")}, prepare_only=True)
+    port, token = _free_port(), secrets.token_hex(8)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--LabApp.news_url=",
+         "--ServerApp.open_browser=False"],
+        cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "lab.log", "w"))
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.terminate()
+        pytest.fail("JupyterLab did not start: " + (tmp_path / "lab.log").read_text()[-2000:])
+    yield f"{base}/lab/tree/01.ipynb?token={token}", work
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def _title(page) -> str:
+    return page.locator(".widget-output .js-plotly-plot .gtitle").first.text_content(timeout=5000) or ""
+
+
+def test_lambda_slider_changes_the_figure(lab, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, work = lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(url)
+            page.locator(".jp-Notebook").wait_for(timeout=60_000)
+            page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).first.wait_for(timeout=90_000)
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+            page.locator(".jp-InputPrompt:has-text('[1]')").first.wait_for(timeout=60_000)  # execution started
+            slider = page.locator(".widget-slider, .widget-hslider").first
+            slider.wait_for(timeout=150_000)
+            page.locator(".widget-output .js-plotly-plot").first.wait_for(timeout=60_000)
+            before = _title(page)
+            assert "selected λ = 0.1" in before
+            handle = page.locator(".widget-slider .noUi-handle, .widget-hslider .noUi-handle").first
+            handle.focus()
+            handle.press("ArrowRight")
+            page.wait_for_function(
+                "prev => { const t = document.querySelector('.widget-output .js-plotly-plot .gtitle');"
+                " return t && t.textContent !== prev; }", arg=before, timeout=60_000)
+            after = _title(page)
+            page.screenshot(path=str(tmp_path / "lab.png"))
+        finally:
+            page.screenshot(path=str(tmp_path / "lab_end.png"))
+            browser.close()
+    assert after != before and "selected λ = 1" in after
+    assert (work / "out" / "metrics.json").is_file()  # the notebook ran to the end in the browser
