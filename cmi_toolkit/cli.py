@@ -240,6 +240,39 @@ def cmd_measure(argv: list[str]) -> int:
     return 0
 
 
+@dataclass
+class CoTArgs:
+    dataset: str = field(default="cqa", metadata={"help": "cqa or svamp"})
+    preset: str = field(default="cpu", metadata={"help": "cpu (offline minilm2minilm, subsets) or paper (t5-base, full)"})
+    modes: str = field(default="label_only,dss,dss_mi", metadata={"help": "comma-separated: label_only, dss, dss_mi"})
+    seeds: str = field(default="0,1,2", metadata={"help": "comma-separated seeds"})
+    cot_dir: str | None = field(default=None, metadata={"help": "CoT data folder; default $CMI_TOOLKIT_COT_DIR"})
+    results_dir: str = field(default="results/cot", metadata={"help": "result store of the CoT runs"})
+    max_train_samples: int | None = field(default=None, metadata={"help": "override the preset's training subset"})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "override the preset's test subset"})
+    epochs: float | None = field(default=None, metadata={"help": "override the preset's epochs"})
+    beta: float | None = field(default=None, metadata={"help": "override the MI weight"})
+    mask_padding: bool | None = field(default=None, metadata={"help": "override: leave padding out of the MI max-pool"})
+
+
+def cmd_cot(argv: list[str]) -> int:
+    """Chain-of-thought distillation: label-only vs DSS vs DSS+MI on CQA or SVAMP over seeds."""
+    from transformers import HfArgumentParser
+
+    from .cot import cot_table, run_cot_suite
+    from .results import atomic_write_text
+
+    (args,) = HfArgumentParser(CoTArgs).parse_args_into_dataclasses(argv)
+    overrides = {k: getattr(args, k) for k in ("max_train_samples", "max_eval_samples", "epochs", "beta", "mask_padding")
+                 if getattr(args, k) is not None}
+    records = run_cot_suite(args.dataset, args.preset, tuple(_split(args.seeds, int)), tuple(_split(args.modes)),
+                            source=args.cot_dir, results_dir=args.results_dir, overrides=overrides)
+    table = cot_table(records)
+    atomic_write_text(f"{args.results_dir}/summary_{args.dataset}_{args.preset}.md", table + "\n")
+    print(table)
+    return 0
+
+
 def cmd_tasks(argv: list[str]) -> int:
     """List the GLUE tasks the kit knows."""
     from .tasks import TASKS
@@ -258,6 +291,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "evaluate": cmd_evaluate,
     "reproduce": cmd_reproduce,
     "report": cmd_report,
+    "cot": cmd_cot,
     "tasks": cmd_tasks,
 }
 
@@ -283,13 +317,14 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from .cot import CoTFormatError
     from .data import GlueFormatError
     from .hub import HubUnavailableError
     from .results import CorruptResultError
 
     try:
         return COMMANDS[name](rest)
-    except (HubUnavailableError, GlueFormatError, CorruptResultError, FileNotFoundError, ValueError) as exc:
+    except (HubUnavailableError, GlueFormatError, CoTFormatError, CorruptResultError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
