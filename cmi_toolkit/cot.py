@@ -314,7 +314,7 @@ class CoTConfig:
     mode: str = field(default="dss_mi", metadata={"help": f"one of {MODES}"})
     model: str = field(default="minilm2minilm", metadata={"help": "minilm2minilm (offline) or a seq2seq model id/folder"})
     seed: int = field(default=0, metadata={"help": "training seed"})
-    max_train_samples: int | None = field(default=2000, metadata={"help": "seeded training subset (None: all)"})
+    max_train_samples: int | None = field(default=1000, metadata={"help": "seeded training subset (None: all)"})
     max_eval_samples: int | None = field(default=300, metadata={"help": "seeded test subset (None: all)"})
     data_seed: int = field(default=0, metadata={"help": "seed of the subsets"})
     epochs: float = field(default=5.0, metadata={"help": "training epochs"})

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.notebook
 def test_notebooks_exist_and_are_stripped():
     names = {p.stem for p in NOTEBOOKS}
     assert {"00_markov_source_view", "01_finetune_with_cmi", "02_measure_cmi", "03_centroids_and_clusters",
-            "04_teacher_student_kd", "06_reproduce_glue"} <= names
+            "04_teacher_student_kd", "05_cot_distillation_mi", "06_reproduce_glue"} <= names
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
@@ -88,6 +88,19 @@ def test_04_teacher_student(tmp_path, glue_dir):
     assert {r["method"] for r in m["rows"]} == {"ce", "mcmi", "student", "kd_ce", "kd_mcmi"}
     kd = next(r for r in m["rows"] if r["method"] == "kd_mcmi")
     assert kd["diff_mean"] is not None
+
+
+def test_05_cot(tmp_path):
+    from .test_cot import _shared_cot
+
+    cot = _shared_cot()
+    if cot is None:
+        pytest.skip("CoT data not found: set CMI_TOOLKIT_COT_DIR")
+    m = run_notebook("05_cot_distillation_mi", tmp_path, None, cot_dir=str(cot), results_dir=str(tmp_path / "runs"))
+    modes = {r["params"]["mode"]: r for r in m["records"]}
+    assert set(modes) == {"label_only", "dss", "dss_mi"}
+    assert "mi" in modes["dss_mi"]["loss_start"] and "mi" not in modes["dss"]["loss_start"]
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in m["records"])
 
 
 def test_06_reproduce_reads_committed_results(tmp_path):
