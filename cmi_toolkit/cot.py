@@ -343,6 +343,8 @@ class CoTConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {},
+    # the same offline student on all 9,741 CQA training examples: hours on 2 CPU cores, minutes on a GPU
+    "gpu": {"max_train_samples": None, "max_eval_samples": None, "epochs": 2.0, "learning_rate": 3e-4},
     "paper": {"model": "t5-base", "max_train_samples": None, "max_eval_samples": None, "epochs": 20.0,
               "batch_size": 64, "learning_rate": 5e-5, "max_rationale_length": 256},
 }
