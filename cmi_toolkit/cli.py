@@ -167,6 +167,7 @@ class SuiteArgs:
     methods: str | None = field(default=None, metadata={"help": "comma-separated subset of methods"})
     report: bool = field(default=True, metadata={"help": "write the summary afterwards"})
     workers: int = field(default=1, metadata={"help": "parallel processes (groups of runs sharing task and seed)"})
+    executor: str = field(default="package", metadata={"help": "package (direct) or papermill (notebook 04 per task and seed)"})
     figures_dir: str = field(default="figures", metadata={"help": "where the summary figure goes"})
 
 
@@ -185,7 +186,8 @@ def cmd_reproduce(argv: list[str]) -> int:
     spec = load_suite(suite_args.suite)
     store = ResultStore(store_args.results_dir)
     run_suite(spec, store, glue_dir=store_args.glue_dir, tasks=_split(suite_args.tasks),
-              seeds=_split(suite_args.seeds, int), methods=_split(suite_args.methods), workers=suite_args.workers)
+              seeds=_split(suite_args.seeds, int), methods=_split(suite_args.methods), workers=suite_args.workers,
+              executor=suite_args.executor, suite=suite_args.suite)
     if suite_args.report:
         for kind, path in report(store, figures_dir=suite_args.figures_dir,
                                  title=f"GLUE dev results, {spec.get('suite', suite_args.suite)} suite").items():

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from .experiments import RunConfig, execute
 from .results import ResultStore, atomic_write_text
 
-__all__ = ["SUITE_DIR", "load_suite", "suite_runs", "execute_runs", "run_suite", "summary_figure", "summarise", "report", "BASELINES"]
+__all__ = ["SUITE_DIR", "load_suite", "suite_runs", "execute_runs", "execute_with_papermill", "run_suite", "summary_figure", "summarise", "report", "BASELINES"]
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "configs"
 BASELINES = {"cmi": "ce", "mcmi": "ce", "kd_ce": "student", "kd_mcmi": "student"}
@@ -99,10 +99,57 @@ def execute_runs(runs: list[RunConfig], store: ResultStore, glue_dir: str | None
     return records
 
 
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+BATCH_NOTEBOOK = "04_teacher_student_kd.ipynb"
+
+
+def execute_with_papermill(runs: list[RunConfig], store: ResultStore, suite: str | os.PathLike,
+                           glue_dir: str | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Execute ``runs`` by running notebook 04 with papermill once per (task, seed).
+
+    Each execution gets the suite, the task, the seed, the methods and the store as parameters, so
+    it computes the same run keys and skips the same finished runs as the direct executor; the
+    executed notebooks are kept in ``<store>/notebooks/<task>_seed<seed>.ipynb``.
+    """
+    import papermill as pm
+
+    groups: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for cfg in runs:
+        if cfg.method not in groups[(cfg.task, cfg.seed)]:
+            groups[(cfg.task, cfg.seed)].append(cfg.method)
+    out = store.root / "notebooks"
+    out.mkdir(parents=True, exist_ok=True)
+    for (task, seed), methods in tqdm(groups.items(), desc="notebooks", unit="notebook", disable=not progress):
+        name = f"{task}_seed{seed}"
+        pm.execute_notebook(
+            str(NOTEBOOK_DIR / BATCH_NOTEBOOK), str(out / f"{name}.ipynb"), cwd=str(NOTEBOOK_DIR),
+            parameters={"task": task, "seeds": [seed], "methods": methods, "suite": str(suite),
+                        "results_dir": str(store.root.resolve()), "glue_dir": glue_dir,
+                        "output_dir": str((out / name).resolve()), "figures_dir": str((out / name).resolve())},
+            progress_bar=False, kernel_name="python3")
+    records = [store.load(cfg.key) for cfg in runs]
+    missing = [cfg.key for cfg, r in zip(runs, records, strict=True) if r is None]
+    if missing:
+        raise RuntimeError(f"the notebooks did not record runs {missing}: are the suite and its notebook in step?")
+    return records
+
+
 def run_suite(spec: dict[str, Any], store: ResultStore, glue_dir: str | None = None, progress: bool = True,
-              workers: int = 1, **select) -> list[dict[str, Any]]:
-    """Execute the suite's missing runs; returns every record (finished ones are read, not rerun)."""
-    return execute_runs(suite_runs(spec, **select), store, glue_dir, progress, workers)
+              workers: int = 1, executor: str = "package", suite: str | os.PathLike | None = None,
+              **select) -> list[dict[str, Any]]:
+    """Execute the suite's missing runs; returns every record (finished ones are read, not rerun).
+
+    ``executor="package"`` calls the package directly (``workers`` processes); ``"papermill"`` runs
+    notebook 04 per task and seed (``suite`` names the suite file for the notebook).
+    """
+    runs = suite_runs(spec, **select)
+    if executor == "papermill":
+        if suite is None:
+            raise ValueError("the papermill executor needs the suite's name or path")
+        return execute_with_papermill(runs, store, suite, glue_dir, progress)
+    if executor != "package":
+        raise ValueError(f"executor must be 'package' or 'papermill', got {executor!r}")
+    return execute_runs(runs, store, glue_dir, progress, workers)
 
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

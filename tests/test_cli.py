@@ -71,3 +71,23 @@ def test_train_takes_suite_defaults(tmp_path, tiny_model_dir, capsys):
     cpu = load_suite("cpu")["common"]
     assert record["params"]["temperature"] == cpu["temperature"] and record["params"]["centroid_mode"] == cpu["centroid_mode"]
     assert record["params"]["epochs"] == 1  # the flag wins over the suite
+
+
+def test_papermill_executor_shares_keys_with_the_package(tmp_path, tiny_model_dir):
+    write_task(tmp_path / "glue", "wnli", n=16)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({
+        "suite": "fixture", "seeds": [0], "finetune_methods": ["ce", "cmi"], "distill_methods": [],
+        "common": {"model": str(tiny_model_dir), "epochs": 1, "batch_size": 8, "max_train_samples": None,
+                   "temperature": 0.5},
+        "tasks": {"wnli": {}}}))
+    results = tmp_path / "results"
+    argv = ["reproduce", "--suite", str(suite), "--results_dir", str(results), "--glue_dir", str(tmp_path / "glue"),
+            "--executor", "papermill", "--figures_dir", str(tmp_path / "figures")]
+    assert main(argv) == 0
+    assert (results / "notebooks" / "wnli_seed0.ipynb").is_file()
+    keys = {p.stem for p in (results / "runs").glob("*.json")}
+    assert keys == {cfg.key for cfg in suite_runs(load_suite(suite))}
+    mtimes = {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")}
+    assert main(argv[:-4] + ["--figures_dir", str(tmp_path / "figures")]) == 0  # package executor: all runs skipped
+    assert {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")} == mtimes
