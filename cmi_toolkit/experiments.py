@@ -70,6 +70,10 @@ class RunConfig:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.eval_on not in ("dev", "heldout"):
             raise ValueError("eval_on must be 'dev' or 'heldout'")
+        from .tasks import get_task
+
+        if get_task(self.task).is_regression:
+            raise ValueError(f"{self.task} is a regression task; CMI fine-tuning and distillation need class labels")
 
     def params(self) -> dict[str, Any]:
         """The parameters that matter for this method (hashed into the key)."""

@@ -227,6 +227,8 @@ def measure(model, dataset, tokenizer=None, task=None, batch_size: int = 64, poo
         perm = torch.argsort(torch.cat(order))
         h, z, y = h[perm], z[perm], y[perm]
     num_classes = z.shape[1]
+    if num_classes < 2:
+        raise ValueError("measure() needs a classifier (2 or more outputs); STS-B-style regression has no CMI")
     preds = z.argmax(-1)
     metrics = {}
     if task is not None:

@@ -160,3 +160,8 @@ def test_fixture_tasks_train_end_to_end(tmp_path, tiny_model_dir):
         rec = execute(_cfg(tiny_model_dir, task=task, method="cmi", epochs=1), ResultStore(tmp_path / "r"),
                       glue_dir=str(tmp_path / "glue"), progress=False)
         assert len(rec["metrics"]["feature_per_class_cmi"]) == (3 if task == "mnli" else 2)
+
+
+def test_regression_task_is_refused_clearly():
+    with pytest.raises(ValueError, match="regression"):
+        RunConfig(task="stsb")
