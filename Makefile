@@ -51,6 +51,7 @@ lab: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_cmi_step.py
 	$(BIN)/python benchmarks/bench_measure.py
+	$(BIN)/python benchmarks/bench_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
