@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,10 @@ __all__ = [
     "build_seq2seq",
     "run_cot",
 ]
+
+# EncoderDecoderModel warns on every forward with labels about a change made in transformers 4.12; the kit
+# builds its models after that change, so the warning says nothing here.
+warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better way", category=FutureWarning)
 
 COT_DIR_ENV = "CMI_TOOLKIT_COT_DIR"
 COUNTS = {"cqa": {"train": 9741, "test": 1221}, "svamp": {"train": 800, "test": 200}}
