@@ -1,0 +1,42 @@
+import pytest
+
+from cmi_toolkit.widgets import LambdaExplorer, interactive, progress_callback, show_sweep
+
+ROWS = [{"lambda": lam, "space": "feature", "temperature": 0.1, "accuracy": acc, "cmi": cmi, "ncmi": cmi / 5}
+        for lam, acc, cmi in [(0.0, 0.80, 0.4), (0.1, 0.81, 0.3), (1.0, 0.79, 0.1)]]
+
+
+def test_static_figure_marks_the_selected_lambda():
+    fig = show_sweep(ROWS, selected=1.0)
+    assert "selected λ = 1" in fig.layout.title.text
+    assert [len(t.x) for t in fig.data if t.mode == "markers"] == [1, 1, 1]  # one circled point per panel
+    assert not interactive()  # plain pytest is no live front end
+
+
+def test_explorer_slider_and_button(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    calls = []
+
+    def train(lam, space, temperature, bar):
+        calls.append((lam, space, temperature))
+        cb = progress_callback(bar)
+
+        class State:
+            max_steps, global_step = 4, 4
+
+        cb.on_train_begin(None, State, None)
+        cb.on_step_end(None, State, None)
+        return {"lambda": lam, "space": space, "temperature": temperature, "accuracy": 0.5, "cmi": 0.05, "ncmi": 0.01}
+
+    explorer = LambdaExplorer(list(ROWS), train_fn=train)
+    rendered = []
+    monkeypatch.setattr(explorer, "render", lambda: rendered.append(explorer.slider.value))
+    assert explorer.slider.value == 0.1
+    explorer.slider.value = 1.0
+    assert rendered and rendered[-1] == 1.0
+    explorer.new_lambda.value = 3.0
+    explorer.button.click()
+    assert calls == [(3.0, "feature", 0.1)]
+    assert explorer.progress.value == explorer.progress.max == 4
+    assert [v for _, v in explorer.slider.options] == [0.0, 0.1, 1.0, 3.0] and explorer.slider.value == 3.0
+    assert "λ = 3" in explorer.status.value
