@@ -145,7 +145,8 @@ def _run_one(argv: list[str], allowed: tuple[str, ...]) -> int:
     if cfg.method not in allowed:
         raise SystemExit(f"error: --method must be one of {allowed} here, got {cfg.method!r}")
     rec = execute(cfg, ResultStore(store_args.results_dir), glue_dir=store_args.glue_dir)
-    print(json.dumps({k: rec[k] for k in ("key", "metrics", "timings", "train_steps")}, indent=2))
+    if "rank" not in rec:  # under torchrun, the main process reports
+        print(json.dumps({k: rec[k] for k in ("key", "metrics", "timings", "train_steps")}, indent=2))
     return 0
 
 

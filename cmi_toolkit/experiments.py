@@ -166,6 +166,7 @@ def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teache
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         use_cpu=not torch.cuda.is_available(),
+        ddp_find_unused_parameters=False,  # every parameter of a sequence classifier takes part in the loss
         # several CPU processes (torchrun / accelerate launch) talk over gloo
         ddp_backend="gloo" if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
     )
@@ -277,6 +278,8 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
                                                        run.evaluation)
     timings.update(run.timings)
     steps = trainer.state.global_step
+    if trainer.args.process_index != 0:  # under torchrun only the main process writes
+        return {"key": key, "params": cfg.params(), "metrics": report.summary(), "rank": trainer.args.process_index}
     if keep_model:
         model.save_pretrained(store.root / "models" / key)
         tokenizer.save_pretrained(store.root / "models" / key)

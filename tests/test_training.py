@@ -165,3 +165,20 @@ def test_fixture_tasks_train_end_to_end(tmp_path, tiny_model_dir):
 def test_regression_task_is_refused_clearly():
     with pytest.raises(ValueError, match="regression"):
         RunConfig(task="stsb")
+
+
+@pytest.mark.distributed
+def test_cli_train_under_torchrun_writes_one_record(tmp_path, tiny_model_dir):
+    from .test_fpdc import _free_port
+
+    write_task(tmp_path / "glue", "rte", n=32)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           "-m", "cmi_toolkit.cli", "train", "--task", "rte", "--method", "cmi", "--model", str(tiny_model_dir),
+           "--glue_dir", str(tmp_path / "glue"), "--results_dir", str(tmp_path / "res"), "--epochs", "1",
+           "--batch_size", "4", "--max_train_samples", "32"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = list((tmp_path / "res" / "runs").glob("*.json"))
+    assert len(records) == 1 and proc.stdout.count('"key"') == 1
+    assert json.loads(records[0].read_text())["train_steps"] == 4  # 32 rows / (4 per process * 2 processes)
