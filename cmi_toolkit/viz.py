@@ -17,6 +17,7 @@ __all__ = [
     "training_curve",
     "grouped_bars",
     "embed_2d",
+    "side_by_side",
 ]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
@@ -163,4 +164,19 @@ def grouped_bars(groups: Sequence[str], series: dict[str, Sequence[float]], erro
         fig.add_bar(name=name, x=list(groups), y=list(values),
                     error_y={"type": "data", "array": list(err)} if err is not None else None)
     fig.update_layout(barmode="group", title=title, yaxis_title=yaxis, template="plotly_white")
+    return fig
+
+
+def side_by_side(figures: Sequence, titles: Sequence[str], title: str = ""):
+    """Several single-panel figures as the panels of one row (legend from the first)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(figures), subplot_titles=list(titles))
+    for col, panel in enumerate(figures, start=1):
+        for trace in panel.data:
+            trace.showlegend = col == 1
+            fig.add_trace(trace, row=1, col=col)
+        fig.update_xaxes(title_text=panel.layout.xaxis.title.text, row=1, col=col)
+        fig.update_yaxes(title_text=panel.layout.yaxis.title.text, row=1, col=col)
+    fig.update_layout(title=title, template="plotly_white", height=480)
     return fig

@@ -80,7 +80,7 @@ def test_03_clusters(tmp_path, glue_dir):
     m = run_notebook("03_centroids_and_clusters", tmp_path, glue_dir)
     assert m["ce"]["embedding"] == "UMAP"
     assert m["cmi"]["feature_cmi"] < m["ce"]["feature_cmi"]
-    assert (tmp_path / "figures" / "03_clusters_cmi.html").is_file()
+    assert (tmp_path / "figures" / "03_clusters_side_by_side.html").is_file()
 
 
 def test_04_teacher_student(tmp_path, glue_dir):
