@@ -40,7 +40,9 @@ def load_suite(suite: str | os.PathLike) -> dict[str, Any]:
         path = SUITE_DIR / str(suite) / "suite.yaml"
     if not path.is_file():
         known = sorted(p.parent.name for p in SUITE_DIR.glob("*/suite.yaml"))
-        raise FileNotFoundError(f"no suite {suite!r}: pass a YAML file or one of {known}")
+        raise FileNotFoundError(
+            f"no suite {suite!r} in {SUITE_DIR}: pass a suite YAML file or one of {known}"
+            + ("" if known else " (the presets live in the repository's configs/ folder: install with pip install -e .)"))
     spec = yaml.safe_load(path.read_text())
     for key in ("seeds", "tasks", "common"):
         if key not in spec:
