@@ -389,7 +389,8 @@ class CoTTrainer(Seq2SeqTrainer):
 
 
 @torch.no_grad()
-def generate(model, tokenizer, inputs: list[str], prefix: str, max_new_tokens: int, batch_size: int = 32) -> list[str]:
+def generate(model, tokenizer, inputs: list[str], prefix: str, max_new_tokens: int, batch_size: int = 32,
+             max_input_length: int = 256) -> list[str]:
     """Greedy generations for ``prefix + x``, batched in length order."""
     model.eval()
     device = next(model.parameters()).device
@@ -398,7 +399,7 @@ def generate(model, tokenizer, inputs: list[str], prefix: str, max_new_tokens: i
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         enc = tokenizer([prefix + inputs[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
-                        max_length=256).to(device)
+                        max_length=max_input_length).to(device)
         gen = model.generate(**enc, max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
         for i, text in zip(idx, tokenizer.batch_decode(gen, skip_special_tokens=True), strict=True):
             out[i] = text.strip()
@@ -434,11 +435,13 @@ def run_cot(cfg: CoTConfig, source: str | os.PathLike | None = None, output_dir:
     train_s = time.perf_counter() - t0
     inputs = list(test["input"])
     t0 = time.perf_counter()
-    preds = generate(trainer.model, tok, inputs, "predict: ", cfg.max_label_length)
+    preds = generate(trainer.model, tok, inputs, "predict: ", cfg.max_label_length,
+                     max_input_length=cfg.max_input_length)
     correct = [answers_match(cfg.dataset, p, r) for p, r in zip(preds, test["label"], strict=True)]
     examples = []
     if cfg.mode != "label_only" and n_examples:
-        rats = generate(trainer.model, tok, inputs[:n_examples], "explain: ", cfg.max_rationale_length)
+        rats = generate(trainer.model, tok, inputs[:n_examples], "explain: ", cfg.max_rationale_length,
+                        max_input_length=cfg.max_input_length)
         examples = [{"input": x, "label": y, "predicted": p, "rationale": r}
                     for x, y, p, r in zip(inputs[:n_examples], test["label"][:n_examples], preds[:n_examples], rats,
                                           strict=True)]

@@ -273,13 +273,7 @@ def make_dataloader(
         sampler = LengthSortedSampler(lengths)
     else:
         sampler = None
-    collator = DataCollatorWithPadding(tokenizer)
-
-    def collate(rows):
-        batch = collator([{k: v for k, v in r.items()} for r in rows])
-        if "label" in batch:
-            batch["labels"] = batch.pop("label")
-        return batch
+    collate = DataCollatorWithPadding(tokenizer)  # pads, and renames label -> labels
 
     return DataLoader(
         data,

@@ -85,7 +85,8 @@ class RunConfig:
             for k in ("student_layers", "student_model", "kd_alpha", "kd_temperature"):
                 p.pop(k)
         if self.method == "student":
-            p.pop("kd_alpha"), p.pop("kd_temperature")
+            for k in ("kd_alpha", "kd_temperature"):
+                p.pop(k)
         return p
 
     @property

@@ -100,18 +100,26 @@ def load_classifier(model_id: str = DEFAULT_MODEL, num_labels: int = 2, **kwargs
         hf_logging.set_verbosity(verbosity)
 
 
+_LAYER_PATHS = ("encoder.layer", "transformer.layer", "encoder.layers", "layers")
+
+
+def _layer_holder(model: nn.Module) -> tuple[nn.Module, str]:
+    """(module, attribute name) under which ``model`` keeps its ModuleList of transformer blocks."""
+    base = getattr(model, "base_model", model)
+    for path in _LAYER_PATHS:
+        *parents, attr = path.split(".")
+        holder = base
+        for part in parents:
+            holder = getattr(holder, part, None)
+        if holder is not None and isinstance(getattr(holder, attr, None), nn.ModuleList):
+            return holder, attr
+    raise TypeError(f"cannot find the encoder layers of {type(model).__name__}")
+
+
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
     """The ModuleList of transformer blocks (BERT/RoBERTa ``encoder.layer``, DistilBERT ``transformer.layer``)."""
-    base = getattr(model, "base_model", model)
-    for path in ("encoder.layer", "transformer.layer", "encoder.layers", "layers"):
-        obj = base
-        for part in path.split("."):
-            obj = getattr(obj, part, None)
-            if obj is None:
-                break
-        if isinstance(obj, nn.ModuleList):
-            return obj
-    raise TypeError(f"cannot find the encoder layers of {type(model).__name__}")
+    holder, attr = _layer_holder(model)
+    return getattr(holder, attr)
 
 
 def make_student(teacher: nn.Module, layers: Sequence[int] = (0, 2, 4)) -> nn.Module:
@@ -128,24 +136,16 @@ def make_student(teacher: nn.Module, layers: Sequence[int] = (0, 2, 4)) -> nn.Mo
     if bad:
         raise ValueError(f"layers {bad} out of range: the teacher has {len(blocks)} layers (0..{len(blocks) - 1})")
     student = copy.deepcopy(teacher)
-    kept = nn.ModuleList([student_block for i, student_block in enumerate(encoder_layers(student)) if i in set(layers)])
-    # order as requested, not as in the teacher
-    order = sorted(set(layers))
-    kept = nn.ModuleList([kept[order.index(i)] for i in layers])
+    holder, attr = _layer_holder(student)
+    kept = nn.ModuleList([copy.deepcopy(blocks[i]) for i in layers])
     for new_idx, block in enumerate(kept):
         for module in block.modules():
             if hasattr(module, "layer_idx"):
                 module.layer_idx = new_idx
-    base = getattr(student, "base_model", student)
-    for path in ("encoder", "transformer"):
-        holder = getattr(base, path, None)
-        if holder is not None and hasattr(holder, "layer"):
-            holder.layer = kept
-            break
-    config = student.config
-    for attr in ("num_hidden_layers", "n_layers"):
-        if hasattr(config, attr):
-            setattr(config, attr, len(kept))
+    setattr(holder, attr, kept)
+    for name in ("num_hidden_layers", "n_layers"):
+        if hasattr(student.config, name):
+            setattr(student.config, name, len(kept))
     return student
 
 

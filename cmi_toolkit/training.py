@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 
 import torch
@@ -46,7 +47,16 @@ class _TermLogger:
         self.count = 0
 
 
-class CMITrainer(Trainer):
+class _NamedTermsMixin:
+    """Adds the running means of the named loss terms to every training log line."""
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs:
+            self._terms.flush(logs)
+        super().log(logs, *args, **kwargs)
+
+
+class CMITrainer(_NamedTermsMixin, Trainer):
     """A Trainer whose loss adds the CMI term.
 
     Args:
@@ -83,8 +93,6 @@ class CMITrainer(Trainer):
 
     def train(self, resume_from_checkpoint=None, **kwargs):
         """As ``Trainer.train``; a resumed run also restores the centroids saved with its checkpoint."""
-        import os
-
         from transformers.trainer_utils import get_last_checkpoint
 
         folder = resume_from_checkpoint
@@ -113,11 +121,6 @@ class CMITrainer(Trainer):
         if model.training:
             self._terms.add(terms)
         return (terms["total"], outputs) if return_outputs else terms["total"]
-
-    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        if "loss" in logs:
-            self._terms.flush(logs)
-        super().log(logs, *args, **kwargs)
 
     def centroid_loader(self):
         """Non-shuffled, length-sorted batches of this rank's shard of the training set."""
@@ -153,8 +156,6 @@ class CentroidCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         if args.should_save:
-            import os
-
             folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
             os.makedirs(folder, exist_ok=True)
             torch.save(self.trainer.centroids.state_dict(), os.path.join(folder, "centroids.pt"))
@@ -166,7 +167,7 @@ class CentroidCallback(TrainerCallback):
         t._pending.clear()
 
 
-class DistillationTrainer(Trainer):
+class DistillationTrainer(_NamedTermsMixin, Trainer):
     """Trains a student on alpha * T^2 * KL(teacher^T || student^T) + (1 - alpha) * CE."""
 
     loss_is_scaled_for_ga = False
@@ -190,11 +191,6 @@ class DistillationTrainer(Trainer):
         if model.training:
             self._terms.add(terms)
         return (terms["total"], {"logits": logits}) if return_outputs else terms["total"]
-
-    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        if "loss" in logs:
-            self._terms.flush(logs)
-        super().log(logs, *args, **kwargs)
 
 
 class MeasureCallback(TrainerCallback):

@@ -50,15 +50,9 @@ def write_cot(root: Path, n_train: int = 12, n_test: int = 4, files: int = 11) -
         comps = [f"Item {i} goes in a {['box', 'shelf'][i % 2]}. So the answer is {['box', 'shelf'][i % 2]}.\n\nQ: next"
                  for i in range(n)]
         k = files if split == "train" else 1
-        chunks = [comps[j::k] for j in range(k)]  # deliberately interleaved, then re-ordered below
-        ordered = []
-        start = 0
+        bounds = [j * n // k for j in range(k + 1)]  # contiguous, non-empty chunks in example order
         for j in range(k):
-            size = len(chunks[j])
-            ordered.append(comps[start:start + size])
-            start += size
-        for j, chunk in enumerate(ordered):
-            (folder / "llm" / f"{split}_CoT_{j}.json").write_text(json.dumps(chunk))
+            (folder / "llm" / f"{split}_CoT_{j}.json").write_text(json.dumps(comps[bounds[j]:bounds[j + 1]]))
     return root
 
 

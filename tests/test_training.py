@@ -121,16 +121,8 @@ def test_result_store_atomic_and_corrupt(tmp_path):
     with pytest.raises(CorruptResultError):
         store.all_records()
 
-    class Boom(Exception):
-        pass
-
     target = tmp_path / "x.json"
     atomic_write_text(target, "old")
-
-    class Exploding(str):
-        def __str__(self):
-            raise Boom
-
     with pytest.raises(TypeError):
         atomic_write_text(target, 123)  # nothing half-written replaces the old file
     assert target.read_text() == "old"
