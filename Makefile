@@ -11,14 +11,15 @@ BIN := $(VENV)/bin
 # pip prints one warning per package for the empty local index mirrors of some machines
 PIPQUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-# Real GLUE and CoT data beside the checkout, when present (CI has them).
-GLUE_DIR ?= $(firstword $(wildcard ../shared/data/glue))
-COT_DIR ?= $(firstword $(wildcard ../shared/data/cot))
+# Real GLUE and CoT data beside the checkout, when present (CI has them); absolute paths, so
+# notebooks and tests that run from other folders find them too.
+GLUE_DIR ?= $(abspath $(firstword $(wildcard ../shared/data/glue)))
+COT_DIR ?= $(abspath $(firstword $(wildcard ../shared/data/cot)))
 export CMI_TOOLKIT_GLUE_DIR ?= $(GLUE_DIR)
 export CMI_TOOLKIT_COT_DIR ?= $(COT_DIR)
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup demo test lint lab bench clean browser-deps
+.PHONY: setup demo test lint lab bench clean browser-deps data-dirs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +53,11 @@ bench: setup
 	$(BIN)/python benchmarks/bench_cmi_step.py
 	$(BIN)/python benchmarks/bench_measure.py
 	$(BIN)/python benchmarks/bench_throughput.py
+
+# the data folders the other targets export (a test checks they are absolute)
+data-dirs:
+	@echo "CMI_TOOLKIT_GLUE_DIR=$(CMI_TOOLKIT_GLUE_DIR)"
+	@echo "CMI_TOOLKIT_COT_DIR=$(CMI_TOOLKIT_COT_DIR)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

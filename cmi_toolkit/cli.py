@@ -2,15 +2,24 @@
 
 ``cmi-toolkit COMMAND [--option value ...]``; each command's options are a dataclass parsed by
 transformers' ``HfArgumentParser`` (``cmi-toolkit COMMAND --help`` lists them).
+
+A user's mistake (a bad option value, a malformed data file, an unwritable results folder, ...)
+prints one line, ``error: ...``, naming the file (and line) and the fix, and exits with 2;
+``--debug`` (anywhere on the line) or ``CMI_TOOLKIT_DEBUG=1`` shows the traceback instead.
+Ctrl-C prints how to resume and exits with 130.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from . import defaults as D
 
 __all__ = ["main", "COMMANDS"]
 
@@ -27,9 +36,9 @@ class DataArgs:
 
 @dataclass
 class ModelArgs:
-    model: str = field(default="minilm-l6", metadata={"help": "alias minilm-l6 (offline), a local folder or a hub id"})
-    pooling: str = field(default="auto", metadata={"help": "h_x: auto, pooler, cls or mean"})
-    temperature: float = field(default=1.0, metadata={"help": "T of f_x = softmax(h_x / T)"})
+    model: str = field(default=D.MODEL, metadata={"help": "alias minilm-l6 (offline), a local folder or a hub id"})
+    pooling: str = field(default=D.POOLING, metadata={"help": "h_x: auto, pooler, cls or mean"})
+    temperature: float = field(default=D.TEMPERATURE, metadata={"help": "T of f_x = softmax(h_x / T)"})
     batch_size: int = field(default=64, metadata={"help": "evaluation batch size"})
 
 
@@ -50,7 +59,7 @@ def _load(data: DataArgs, model_args: ModelArgs):
 class DemoArgs:
     task: str = field(default="sst2", metadata={"help": "GLUE task"})
     glue_dir: str | None = field(default=None, metadata={"help": "GLUE folder; default $CMI_TOOLKIT_GLUE_DIR, else the hub"})
-    model: str = field(default="minilm-l6", metadata={"help": "alias, local folder or hub id"})
+    model: str = field(default=D.MODEL, metadata={"help": "alias, local folder or hub id"})
     max_train_samples: int = field(default=2000, metadata={"help": "training subset (the CPU suite's SST-2 size)"})
     epochs: float = field(default=3.0, metadata={"help": "training epochs"})
     seed: int = field(default=0, metadata={"help": "training seed"})
@@ -119,7 +128,9 @@ def cmd_evaluate(argv: list[str]) -> int:
 
 @dataclass
 class StoreArgs:
-    results_dir: str = field(default="results", metadata={"help": "result store (runs/<key>.json, models/)"})
+    results_dir: str = field(default=D.ADHOC_RESULTS_DIR, metadata={
+        "help": f"result store (runs/<key>.json, models/); default {D.ADHOC_RESULTS_DIR} for train/distill, "
+                f"{D.SUITE_RESULTS_DIR} for reproduce/report"})
     glue_dir: str | None = field(default=None, metadata={"help": "GLUE folder; default $CMI_TOOLKIT_GLUE_DIR, else the hub"})
 
 
@@ -133,17 +144,24 @@ def _run_one(argv: list[str], allowed: tuple[str, ...]) -> int:
     if "--suite" in argv:
         # defaults from a suite's common and per-task settings (configs/<suite>/suite.yaml); flags override
         from .reproduce import load_suite
+        from .tasks import get_task
 
         i = argv.index("--suite")
+        if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+            raise ValueError("--suite needs a value: cpu, paper, or a suite YAML file")
         spec = load_suite(argv[i + 1])
         argv = argv[:i] + argv[i + 2:]
-        task = argv[argv.index("--task") + 1] if "--task" in argv else RunConfig.task
-        if task not in spec["tasks"]:
-            raise SystemExit(f"error: suite has no task {task!r}; it has {list(spec['tasks'])}")
-        parser.set_defaults(**{**spec["common"], **(spec["tasks"][task] or {})})
+        task = argv[argv.index("--task") + 1] if "--task" in argv and argv.index("--task") + 1 < len(argv) else RunConfig.task
+        task = get_task(task).hub_config
+        tasks = {get_task(t).hub_config: v for t, v in spec["tasks"].items()}
+        if task not in tasks:
+            raise ValueError(f"suite {spec.get('suite', argv[i])!r} has no task {task!r}; it has {', '.join(tasks)}")
+        method = argv[argv.index("--method") + 1] if "--method" in argv and argv.index("--method") + 1 < len(argv) else None
+        teacher = (spec.get("teacher") or {}) if method in ("mcmi", "kd_mcmi") else {}
+        parser.set_defaults(**{**spec["common"], **(tasks[task] or {}), **teacher})
     cfg, store_args = parser.parse_args_into_dataclasses(argv)
     if cfg.method not in allowed:
-        raise SystemExit(f"error: --method must be one of {allowed} here, got {cfg.method!r}")
+        raise ValueError(f"--method must be one of {', '.join(allowed)} here, got {cfg.method!r}")
     rec = execute(cfg, ResultStore(store_args.results_dir), glue_dir=store_args.glue_dir)
     if "rank" not in rec:  # under torchrun, the main process reports
         print(json.dumps({k: rec[k] for k in ("key", "metrics", "timings", "train_steps")}, indent=2))
@@ -172,8 +190,18 @@ class SuiteArgs:
     figures_dir: str = field(default="figures", metadata={"help": "where the summary figure goes"})
 
 
-def _split(text: str | None, cast=str):
-    return [cast(x) for x in text.split(",") if x.strip()] if text else None
+def _split(text: str | None, cast=str, name: str = "option"):
+    """``"a,b"`` -> [cast(a), cast(b)]; None stays None; an empty list or a bad item is a one-line error."""
+    if text is None:
+        return None
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise ValueError(f"{name} is empty; give a comma-separated list such as 0,1,2")
+    try:
+        return [cast(x) for x in items]
+    except ValueError:
+        raise ValueError(f"{name} {text!r}: every item must be {'an integer' if cast is int else 'a name'}, "
+                         "comma-separated (e.g. 0,1,2)") from None
 
 
 def cmd_reproduce(argv: list[str]) -> int:
@@ -183,30 +211,40 @@ def cmd_reproduce(argv: list[str]) -> int:
     from .reproduce import load_suite, report, run_suite
     from .results import ResultStore
 
-    suite_args, store_args = HfArgumentParser((SuiteArgs, StoreArgs)).parse_args_into_dataclasses(argv)
+    parser = HfArgumentParser((SuiteArgs, StoreArgs))
+    parser.set_defaults(results_dir=D.SUITE_RESULTS_DIR)
+    suite_args, store_args = parser.parse_args_into_dataclasses(argv)
     spec = load_suite(suite_args.suite)
     store = ResultStore(store_args.results_dir)
-    run_suite(spec, store, glue_dir=store_args.glue_dir, tasks=_split(suite_args.tasks),
-              seeds=_split(suite_args.seeds, int), methods=_split(suite_args.methods), workers=suite_args.workers,
-              executor=suite_args.executor, suite=suite_args.suite)
+    select = dict(tasks=_split(suite_args.tasks, name="--tasks"), seeds=_split(suite_args.seeds, int, "--seeds"),
+                  methods=_split(suite_args.methods, name="--methods"))
+    run_suite(spec, store, glue_dir=store_args.glue_dir, workers=suite_args.workers, executor=suite_args.executor,
+              suite=suite_args.suite, **select)
     if suite_args.report:
-        for kind, path in report(store, figures_dir=suite_args.figures_dir,
-                                 title=f"GLUE dev results, {spec.get('suite', suite_args.suite)} suite").items():
+        for kind, path in report(store, spec, figures_dir=suite_args.figures_dir).items():
             print(f"{kind}: {path}")
         print((store.root / "summary.md").read_text())
     return 0
 
 
 def cmd_report(argv: list[str]) -> int:
-    """Write results/summary.csv, summary.md and figures/glue_summary.html from the run records."""
+    """Write results/summary.csv, summary.md and figures/glue_summary.html from one suite's run records."""
     from transformers import HfArgumentParser
 
-    from .reproduce import report
+    from .reproduce import load_suite, report
     from .results import ResultStore
 
-    store_args, suite_args = HfArgumentParser((StoreArgs, SuiteArgs)).parse_args_into_dataclasses(argv)
+    parser = HfArgumentParser((StoreArgs, SuiteArgs))
+    parser.set_defaults(results_dir=D.SUITE_RESULTS_DIR)
+    store_args, suite_args = parser.parse_args_into_dataclasses(argv)
     store = ResultStore(store_args.results_dir)
-    for kind, path in report(store, figures_dir=suite_args.figures_dir).items():
+    if not store.runs.is_dir():
+        raise FileNotFoundError(f"{store.runs}: no run records here; pass --results_dir with a result store, "
+                                f"or run `cmi-toolkit reproduce --suite {suite_args.suite}` first")
+    spec = load_suite(suite_args.suite)
+    select = dict(tasks=_split(suite_args.tasks, name="--tasks"), seeds=_split(suite_args.seeds, int, "--seeds"),
+                  methods=_split(suite_args.methods, name="--methods"))
+    for kind, path in report(store, spec, figures_dir=suite_args.figures_dir, **select).items():
         print(f"{kind}: {path}")
     print((store.root / "summary.md").read_text())
     return 0
@@ -268,7 +306,11 @@ def cmd_cot(argv: list[str]) -> int:
     (args,) = HfArgumentParser(CoTArgs).parse_args_into_dataclasses(argv)
     overrides = {k: getattr(args, k) for k in ("max_train_samples", "max_eval_samples", "epochs", "beta", "mask_padding")
                  if getattr(args, k) is not None}
-    records = run_cot_suite(args.dataset, args.preset, tuple(_split(args.seeds, int)), tuple(_split(args.modes)),
+    seeds = _split(args.seeds, int, "--seeds")
+    modes = _split(args.modes, name="--modes")
+    if seeds is None or modes is None:
+        raise ValueError("--seeds and --modes need values, e.g. --seeds 0,1,2 --modes label_only,dss,dss_mi")
+    records = run_cot_suite(args.dataset, args.preset, tuple(seeds), tuple(modes),
                             source=args.cot_dir, results_dir=args.results_dir, overrides=overrides)
     table = cot_table(records)
     atomic_write_text(f"{args.results_dir}/summary_{args.dataset}_{args.preset}.md", table + "\n")
@@ -316,20 +358,45 @@ def main(argv: list[str] | None = None) -> int:
 
         print(__version__)
         return 0
+    debug = "--debug" in argv or os.environ.get("CMI_TOOLKIT_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    from .cot import CoTFormatError
-    from .data import GlueFormatError
-    from .hub import HubUnavailableError
-    from .results import CorruptResultError
-
+    if not debug:
+        warnings.showwarning = _one_line_warning
     try:
         return COMMANDS[name](rest)
-    except (HubUnavailableError, GlueFormatError, CoTFormatError, CorruptResultError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("\ninterrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line unless --debug
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if _is_user_error(exc) else 1
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {str(message).splitlines()[0] if str(message) else category.__name__}", file=sys.stderr)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    """Errors that a user's input causes (bad values, files, folders), as opposed to bugs."""
+    from .losses import NonFiniteLossError
+
+    return isinstance(exc, (ValueError, OSError, NonFiniteLossError, LookupError)) or type(exc).__name__ in (
+        "CorruptResultError", "StoreError", "DuplicateRunError", "HubUnavailableError")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not _is_user_error(exc):
+        text = f"{type(exc).__name__}: {text} (an unexpected failure: run again with --debug for the traceback)"
+    return text
 
 
 if __name__ == "__main__":  # pragma: no cover

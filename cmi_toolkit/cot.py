@@ -78,11 +78,22 @@ def _cot_root(source: str | os.PathLike | None) -> Path:
     return root
 
 
+def _read_text(path: Path) -> str:
+    """UTF-8 text of ``path``; a bad byte is an error naming the file and line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CoTFormatError(f"{path}, line {line}: byte {raw[exc.start:exc.start + 1]!r} is not UTF-8; "
+                             "re-save the file as UTF-8") from None
+
+
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise CoTFormatError(f"{path}: missing file")
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -93,15 +104,30 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _read_llm(folder: Path, split: str) -> tuple[list[str], list[Path]]:
-    files = sorted(folder.glob(f"{split}_CoT_*.json"), key=lambda p: int(re.findall(r"(\d+)\.json$", p.name)[0]))
-    if not files:
+    """The completions of ``<split>_CoT_0.json``, ``_1``, ... concatenated in numeric order.
+
+    Any other file that starts with ``<split>_CoT_`` (``train_CoT_old.json``), or a gap in the
+    numbering, is an error naming the file: a stray file must never be read or skipped silently.
+    """
+    pattern = re.compile(rf"^{re.escape(split)}_CoT_(\d+)\.json$")
+    numbered: dict[int, Path] = {}
+    for f in sorted(folder.glob(f"{split}_CoT_*")):
+        m = pattern.match(f.name)
+        if not m:
+            raise CoTFormatError(f"{f}: not a numbered LLM file ({split}_CoT_<i>.json); move it out of {folder}")
+        numbered[int(m.group(1))] = f
+    if not numbered:
         raise CoTFormatError(f"{folder}: no {split}_CoT_<i>.json files")
+    missing = sorted(set(range(max(numbered) + 1)) - set(numbered))
+    if missing:
+        raise CoTFormatError(f"{folder}: {split}_CoT_{missing[0]}.json is missing (the files are numbered 0, 1, ...)")
+    files = [numbered[i] for i in sorted(numbered)]
     out: list[str] = []
     for f in files:
         try:
-            data = json.loads(f.read_text(encoding="utf-8"))
+            data = json.loads(_read_text(f))
         except json.JSONDecodeError as exc:
-            raise CoTFormatError(f"{f}: not a JSON array ({exc.msg} at line {exc.lineno})") from None
+            raise CoTFormatError(f"{f}, line {exc.lineno}: not a JSON array ({exc.msg})") from None
         if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
             raise CoTFormatError(f"{f}: expected a JSON array of completion strings")
         out.extend(data)

@@ -17,6 +17,7 @@ expected layout; no row is dropped silently.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,8 @@ __all__ = [
     "read_glue_split",
     "load_glue",
     "subset",
+    "subset_indices",
+    "glue_fingerprint",
     "tokenize_glue",
     "LengthSortedSampler",
     "make_dataloader",
@@ -81,12 +84,25 @@ def _parse_label(task: GlueTask, raw: str, where: str) -> int | float:
         raise GlueFormatError(
             f"{where}: unknown label {raw!r}; {task.name} labels are {list(task.label_names)}"
         )
-    if value.isdigit() and int(value) < len(task.label_names):
+    if value.isascii() and value.isdigit() and int(value) < len(task.label_names):
         return int(value)
     raise GlueFormatError(
         f"{where}: unknown label {raw!r}; {task.name} labels are ids 0..{len(task.label_names) - 1} "
         f"({', '.join(f'{i}={n}' for i, n in enumerate(task.label_names))})"
     )
+
+
+def _read_utf8(path: Path) -> str:
+    """The file's text (a leading byte-order mark, as in MRPC, is dropped); bad bytes name the line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise GlueFormatError(
+            f"{path}, line {line}: byte {raw[exc.start:exc.start + 1]!r} is not UTF-8; "
+            "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
 
 
 def read_glue_split(task: GlueTask | str, path: str | os.PathLike) -> Dataset:
@@ -95,7 +111,7 @@ def read_glue_split(task: GlueTask | str, path: str | os.PathLike) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise GlueFormatError(f"{path}: missing file; expected {task.name} split in the GLUE layout ({_layout(task)})")
-    text = path.read_text(encoding="utf-8-sig")  # MRPC files start with a byte-order mark
+    text = _read_utf8(path)
     lines = text.splitlines()
     if not lines or (task.header and len(lines) == 1):
         raise GlueFormatError(f"{path}: empty file; expected {_layout(task)}")
@@ -134,27 +150,45 @@ def read_glue_split(task: GlueTask | str, path: str | os.PathLike) -> Dataset:
     return Dataset.from_dict(data, features=glue_features(task))
 
 
-def _load_local(task: GlueTask, root: Path) -> DatasetDict:
+def _task_folder(task: GlueTask, root: Path) -> Path:
+    """``root/<TASK>`` (or ``root/<hub config>``) holding the task's split files."""
     folder = root / task.name
     if not folder.is_dir():
         # accept the hub config name too (<dir>/sst2)
         alt = root / task.hub_config
         if alt.is_dir():
-            folder = alt
-        else:
+            return alt
+        raise GlueFormatError(
+            f"{folder}: missing task folder; expected {root}/{task.name}/ holding "
+            + ", ".join(task.splits.values())
+        )
+    for split, filename in task.splits.items():
+        if not (folder / filename).is_file():
             raise GlueFormatError(
-                f"{folder}: missing task folder; expected {root}/{task.name}/ holding "
+                f"{folder / filename}: missing split {split!r}; a {task.name} folder holds "
                 + ", ".join(task.splits.values())
             )
-    splits = {}
-    for split, filename in task.splits.items():
-        file = folder / filename
-        if not file.is_file():
-            raise GlueFormatError(
-                f"{file}: missing split {split!r}; a {task.name} folder holds " + ", ".join(task.splits.values())
-            )
-        splits[split] = read_glue_split(task, file)
-    return DatasetDict(splits)
+    return folder
+
+
+def _load_local(task: GlueTask, root: Path) -> DatasetDict:
+    folder = _task_folder(task, root)
+    return DatasetDict({split: read_glue_split(task, folder / filename) for split, filename in task.splits.items()})
+
+
+def _resolve_source(source: str | os.PathLike | None) -> str | Path:
+    """``"hub"`` or an existing GLUE folder: the explicit source, else $CMI_TOOLKIT_GLUE_DIR, else the hub."""
+    if source is None:
+        source = os.environ.get(GLUE_DIR_ENV) or "hub"
+    if str(source) == "hub":
+        return "hub"
+    root = Path(source).expanduser()
+    if not root.is_dir():
+        raise GlueFormatError(
+            f"{root}: GLUE folder not found; pass a folder holding GLUE task folders (e.g. SST-2/train.tsv) "
+            f"with --glue_dir, or set {GLUE_DIR_ENV}"
+        )
+    return root.resolve()
 
 
 def load_glue(
@@ -175,9 +209,8 @@ def load_glue(
         seed: seed of those subsets.
     """
     task = get_task(task) if isinstance(task, str) else task
-    if source is None:
-        source = os.environ.get(GLUE_DIR_ENV) or "hub"
-    if str(source) == "hub":
+    source = _resolve_source(source)
+    if source == "hub":
         require_hub(
             f"Loading GLUE {task.name} from nyu-mll/glue",
             f"Pass a local GLUE folder (source=... or --glue-dir) or set {GLUE_DIR_ENV} to a folder "
@@ -188,28 +221,80 @@ def load_glue(
         ds = load_dataset("nyu-mll/glue", task.hub_config)
         ds = DatasetDict({k: v for k, v in ds.items() if not k.startswith("test")})
     else:
-        root = Path(source).expanduser()
-        if not root.is_dir():
-            raise GlueFormatError(
-                f"{root}: GLUE folder not found; pass a folder holding {task.name}/train.tsv "
-                f"or set {GLUE_DIR_ENV}"
-            )
-        ds = _load_local(task, root)
+        ds = _load_local(task, source)
     for split in list(ds):
         limit = max_train_samples if split == "train" else max_eval_samples
         ds[split] = subset(ds[split], limit, seed)
     return ds
 
 
-def subset(dataset: Dataset, max_samples: int | None, seed: int = 0) -> Dataset:
-    """A seeded random subset of ``max_samples`` rows, kept in original order (all rows if None)."""
-    if max_samples is None or max_samples >= len(dataset):
-        return dataset
-    if max_samples <= 0:
+def subset_indices(n: int, max_samples: int | None, seed: int = 0) -> np.ndarray | None:
+    """Row indices of the seeded subset of ``max_samples`` of ``n`` rows, sorted; None means all rows."""
+    if max_samples is not None and max_samples <= 0:
         raise ValueError(f"max_samples must be positive, got {max_samples}")
+    if max_samples is None or max_samples >= n:
+        return None
     rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(len(dataset), size=max_samples, replace=False))
-    return dataset.select(keep.tolist())
+    return np.sort(rng.choice(n, size=max_samples, replace=False))
+
+
+def subset(dataset: Dataset, max_samples: int | None, seed: int = 0) -> Dataset:
+    """A seeded random subset of ``max_samples`` rows, kept in original order (all rows if None).
+
+    Asking for more rows than the split has keeps all of them, with a warning.
+    """
+    if max_samples is not None and max_samples > len(dataset):
+        import warnings
+
+        warnings.warn(f"asked for {max_samples} rows but the split has {len(dataset)}: using all {len(dataset)}",
+                      stacklevel=2)
+    keep = subset_indices(len(dataset), max_samples, seed)
+    return dataset if keep is None else dataset.select(keep.tolist())
+
+
+_HASH_CACHE: dict[tuple[str, int, int], tuple[str, int]] = {}
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    """(sha256 of the file's bytes, number of non-blank lines), cached by path, size and mtime."""
+    st = path.stat()
+    cache_key = (str(path), st.st_size, st.st_mtime_ns)
+    if cache_key not in _HASH_CACHE:
+        raw = path.read_bytes()
+        lines = sum(1 for line in raw.splitlines() if line.strip())
+        _HASH_CACHE[cache_key] = (hashlib.sha256(raw).hexdigest(), lines)
+    return _HASH_CACHE[cache_key]
+
+
+def glue_fingerprint(task: GlueTask | str, source: str | os.PathLike | None = None,
+                     max_train_samples: int | None = None, max_eval_samples: int | None = None,
+                     seed: int = 0) -> dict[str, Any]:
+    """What :func:`load_glue` with the same arguments reads: file hashes and subset indices.
+
+    Returns ``{"source", "files": {split: sha256}, "rows": {split: n}, "subsets": {split: sha256 of
+    the selected indices or "all"}, "digest"}``; ``digest`` (16 hex digits) changes whenever any
+    file's bytes or any selected row changes. For the hub the files are named, not hashed.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    source = _resolve_source(source)
+    info: dict[str, Any] = {"task": task.hub_config, "source": str(source), "files": {}, "rows": {}, "subsets": {}}
+    if source == "hub":
+        info["files"] = {split: f"hub:nyu-mll/glue/{task.hub_config}/{split}" for split in task.splits}
+        info["subsets"] = {split: f"max={max_train_samples if split == 'train' else max_eval_samples},seed={seed}"
+                           for split in task.splits}
+    else:
+        folder = _task_folder(task, source)
+        for split, filename in task.splits.items():
+            digest, lines = _file_digest(folder / filename)
+            rows = lines - (1 if task.header else 0)
+            limit = max_train_samples if split == "train" else max_eval_samples
+            keep = subset_indices(rows, limit, seed)
+            info["files"][split] = digest
+            info["rows"][split] = rows
+            info["subsets"][split] = "all" if keep is None else hashlib.sha256(keep.astype(np.int64).tobytes()).hexdigest()[:16]
+    canonical = repr(sorted((k, sorted(v.items())) for k, v in info.items() if isinstance(v, dict)))
+    info["digest"] = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return info
 
 
 def tokenize_glue(dataset: Dataset | DatasetDict, tokenizer, task: GlueTask | str, max_length: int = 128):

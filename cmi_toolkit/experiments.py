@@ -10,28 +10,34 @@ Methods:
   task, model and seed (that teacher run is executed first when it is not in the store).
 
 :func:`execute` skips a run whose record exists, resumes an interrupted run from its last
-checkpoint, and writes the record atomically (:mod:`cmi_toolkit.results`).
+complete checkpoint, and writes the record atomically (:mod:`cmi_toolkit.results`). The record's
+key hashes the run's parameters and the fingerprint of the data it reads; the record carries
+provenance (:mod:`cmi_toolkit.provenance`), the degenerate-run flags and, for ``cmi`` and
+``mcmi``, the mechanism check against the CE twin (:mod:`cmi_toolkit.evidence`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-import platform
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from . import __version__
+from . import defaults as D
 from .results import ResultStore, run_key
 
 __all__ = ["METHODS", "RunConfig", "TrainedRun", "execute", "lambda_sweep", "sweep_row", "train_and_measure", "train_model", "prepare_data"]
 
 METHODS = ("ce", "cmi", "mcmi", "student", "kd_ce", "kd_mcmi")
+CMI_FIELDS = ("cmi_weight", "separation_weight", "space", "temperature", "pooling", "centroid_mode", "ema_momentum")
+KD_FIELDS = ("student_layers", "student_model", "kd_alpha", "kd_temperature")
 
 
 @dataclass
@@ -40,7 +46,7 @@ class RunConfig:
 
     task: str = field(default="sst2", metadata={"help": "GLUE task"})
     method: str = field(default="cmi", metadata={"help": f"one of {METHODS}"})
-    model: str = field(default="minilm-l6", metadata={"help": "alias, local folder or hub id"})
+    model: str = field(default=D.MODEL, metadata={"help": "alias, local folder or hub id"})
     seed: int = field(default=0, metadata={"help": "training seed (weights of the head, batch order)"})
     max_train_samples: int | None = field(default=2000, metadata={"help": "seeded training subset (None: all)"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "seeded evaluation subset"})
@@ -53,36 +59,73 @@ class RunConfig:
     learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "linear warm-up share of the steps"})
-    cmi_weight: float = field(default=0.1, metadata={"help": "lambda of the CMI term (cmi, mcmi)"})
+    cmi_weight: float = field(default=D.CMI_WEIGHT, metadata={"help": "lambda of the CMI term (cmi, mcmi)"})
     separation_weight: float = field(default=0.0, metadata={"help": "beta of the separation term"})
-    space: str = field(default="feature", metadata={"help": "feature (f_x) or output (P_x)"})
-    temperature: float = field(default=1.0, metadata={"help": "T of the CMI distributions"})
-    pooling: str = field(default="auto", metadata={"help": "h_x: auto, pooler, cls, mean"})
-    centroid_mode: str = field(default="epoch", metadata={"help": "fixed, epoch or ema"})
-    ema_momentum: float = field(default=0.9, metadata={"help": "momentum of the ema centroids"})
+    space: str = field(default=D.SPACE, metadata={"help": "feature (f_x) or output (P_x)"})
+    temperature: float = field(default=D.TEMPERATURE, metadata={"help": "T of the CMI distributions"})
+    pooling: str = field(default=D.POOLING, metadata={"help": "h_x: auto, pooler, cls, mean"})
+    centroid_mode: str = field(default=D.CENTROID_MODE, metadata={"help": "fixed, epoch or ema"})
+    ema_momentum: float = field(default=D.EMA_MOMENTUM, metadata={"help": "momentum of the ema centroids"})
     student_layers: str = field(default="0,2,4", metadata={"help": "teacher layers the student keeps"})
     student_model: str | None = field(default=None, metadata={"help": "a separate student model id instead of make_student"})
     kd_alpha: float = field(default=0.5, metadata={"help": "alpha of the distillation loss"})
     kd_temperature: float = field(default=4.0, metadata={"help": "T of the distillation loss"})
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.eval_on not in ("dev", "heldout"):
-            raise ValueError("eval_on must be 'dev' or 'heldout'")
+        from .fpdc import MODES
+        from .markov import POOLINGS
         from .tasks import get_task
 
-        if get_task(self.task).is_regression:
+        if self.method not in METHODS:
+            raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        task = get_task(self.task)  # unknown names raise, listing the known tasks
+        if task.is_regression:
             raise ValueError(f"{self.task} is a regression task; CMI fine-tuning and distillation need class labels")
+        self.task = task.hub_config  # sst2, SST-2 and sst name one task and give one key
+        if self.eval_on not in ("dev", "heldout"):
+            raise ValueError(f"--eval_on must be 'dev' or 'heldout', got {self.eval_on!r}")
+        for name in ("cmi_weight", "separation_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"--{name} must be a finite number >= 0, got {value}")
+            if value > D.LAMBDA_WARN_ABOVE:
+                warnings.warn(f"--{name} {value:g} is above {D.LAMBDA_WARN_ABOVE:g}: the CMI term will dominate "
+                              "cross-entropy; the kit's measured default is " + str(D.CMI_WEIGHT), stacklevel=2)
+        for name in ("epochs", "learning_rate", "temperature", "kd_temperature"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"--{name} must be a finite number > 0, got {value}")
+        for name in ("batch_size", "max_length"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name} must be > 0, got {getattr(self, name)}")
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"--{name} must be > 0 (or omitted for all rows), got {value}")
+        if not 0.0 < self.heldout_fraction < 1.0:
+            raise ValueError(f"--heldout_fraction must lie in (0, 1), got {self.heldout_fraction}")
+        if not 0.0 <= self.kd_alpha <= 1.0:
+            raise ValueError(f"--kd_alpha must lie in [0, 1], got {self.kd_alpha}")
+        if not 0.0 <= self.ema_momentum < 1.0:
+            raise ValueError(f"--ema_momentum must lie in [0, 1), got {self.ema_momentum}")
+        if self.space not in ("feature", "output"):
+            raise ValueError(f"--space must be 'feature' or 'output', got {self.space!r}")
+        if self.centroid_mode not in MODES:
+            raise ValueError(f"--centroid_mode must be one of {', '.join(MODES)}, got {self.centroid_mode!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"--pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
 
     def params(self) -> dict[str, Any]:
-        """The parameters that matter for this method (hashed into the key)."""
+        """The parameters that matter for this method (hashed into the key).
+
+        A ``kd_mcmi`` student keeps its teacher's CMI settings: another teacher is another run.
+        """
         p = asdict(self)
-        if self.method in ("ce", "student", "kd_ce", "kd_mcmi"):
-            for k in ("cmi_weight", "separation_weight", "space", "temperature", "pooling", "centroid_mode", "ema_momentum"):
+        if self.method in ("ce", "student", "kd_ce"):
+            for k in CMI_FIELDS:
                 p.pop(k)
         if self.method in ("ce", "cmi", "mcmi"):
-            for k in ("student_layers", "student_model", "kd_alpha", "kd_temperature"):
+            for k in KD_FIELDS:
                 p.pop(k)
         if self.method == "student":
             for k in ("kd_alpha", "kd_temperature"):
@@ -91,7 +134,19 @@ class RunConfig:
 
     @property
     def key(self) -> str:
+        """Hash of :meth:`params` alone: names the run within a suite whatever the data."""
         return run_key(self.params())
+
+    def data_fingerprint(self, glue_dir: str | None = None) -> dict[str, Any]:
+        """:func:`~cmi_toolkit.data.glue_fingerprint` of the data this run reads."""
+        from .data import glue_fingerprint
+
+        return glue_fingerprint(self.task, glue_dir, self.max_train_samples, self.max_eval_samples, self.data_seed)
+
+    def store_key(self, glue_dir: str | None = None, fingerprint: dict[str, Any] | None = None) -> str:
+        """The record's key: hash of :meth:`params` and the data fingerprint's digest."""
+        fingerprint = fingerprint or self.data_fingerprint(glue_dir)
+        return run_key({**self.params(), "data": fingerprint["digest"]})
 
     def teacher(self) -> RunConfig:
         """The teacher run of a ``kd_*`` run."""
@@ -137,13 +192,17 @@ def build_model(cfg: RunConfig, num_labels: int):
 
 def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teacher=None, progress: bool = True,
                 max_steps: int = -1, save_checkpoints: bool = True, callbacks: list | None = None,
-                logging_steps: int = 10):
-    """Train the model of ``cfg`` on the tokenised ``train`` set; returns (model, trainer)."""
+                logging_steps: int = 10, save_steps: int | None = None):
+    """Train the model of ``cfg`` on the tokenised ``train`` set; returns (model, trainer).
+
+    Checkpoints are saved every epoch (or every ``save_steps`` steps) into ``output_dir``; when
+    it already holds a complete one, training resumes from it and ``trainer.resumed_from_step``
+    says from which step (None for a fresh start).
+    """
     from transformers import DataCollatorWithPadding, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     from .losses import CMILossConfig
-    from .training import CMITrainer, DistillationTrainer
+    from .training import CMITrainer, DistillationTrainer, last_complete_checkpoint
 
     model = build_model(cfg, num_labels=len(train.features["label"].names))
     args = TrainingArguments(
@@ -157,7 +216,8 @@ def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teache
         lr_scheduler_type="linear",
         train_sampling_strategy="group_by_length",
         logging_steps=logging_steps,
-        save_strategy="epoch" if save_checkpoints else "no",
+        save_strategy=("steps" if save_steps else "epoch") if save_checkpoints else "no",
+        save_steps=save_steps or 500,
         save_total_limit=1,
         save_only_model=False,
         report_to=[],
@@ -182,9 +242,24 @@ def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teache
                             objective="maximize" if cfg.method == "mcmi" else "minimize")
         trainer = CMITrainer(**common, cmi=cmi, centroid_mode=cfg.centroid_mode, pooling=cfg.pooling,
                              ema_momentum=cfg.ema_momentum)
-    last = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() and save_checkpoints else None
+    _quiet_logs(trainer)
+    last = last_complete_checkpoint(output_dir) if save_checkpoints else None
+    trainer.resumed_from_step = int(Path(last).name.split("-")[-1]) if last else None
     trainer.train(resume_from_checkpoint=last)
     return trainer.model, trainer
+
+
+def _quiet_logs(trainer) -> None:
+    """One progress bar per model and no printed log dicts (the record and the logs keep the numbers)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(QuietProgress())
 
 
 @dataclass
@@ -252,26 +327,54 @@ def lambda_sweep(cfg: RunConfig, lambdas: list[float], glue_dir: str | None = No
     return rows
 
 
-def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, progress: bool = True,
-            keep_model: bool | None = None) -> dict[str, Any]:
-    """Run ``cfg`` unless its record exists; return the record."""
-    from .models import count_parameters, load_tokenizer
+def _final_train_ce(trainer) -> float | None:
+    """Mean cross-entropy of the last logged training interval (None if nothing was logged)."""
+    for entry in reversed(trainer.state.log_history):
+        if "ce" in entry:
+            return float(entry["ce"])
+    return None
 
-    key = cfg.key
+
+def _majority_score(task, train, evaluation) -> float:
+    """The headline metric of always predicting the training set's majority class."""
+    import numpy as np
+
+    from .tasks import compute_metrics
+
+    majority = int(np.bincount(np.asarray(train["label"])).argmax())
+    labels = np.asarray(evaluation["label"])
+    return float(compute_metrics(task, np.full_like(labels, majority), labels)[task.metric_names[0]])
+
+
+def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, progress: bool = True,
+            keep_model: bool | None = None, suite: str | None = None) -> dict[str, Any]:
+    """Run ``cfg`` unless its record exists; return the record.
+
+    The record is keyed by :meth:`RunConfig.store_key` (parameters and data). ``kd_*`` runs
+    execute their teacher first, ``cmi`` / ``mcmi`` runs their CE twin (for the mechanism check).
+    ``suite`` names the suite the run belongs to (recorded; ad-hoc runs have none).
+    """
+    from .evidence import degenerate_flags, mechanism_check
+    from .information import measure
+    from .models import count_parameters, load_tokenizer
+    from .provenance import now, provenance
+
+    fingerprint = cfg.data_fingerprint(glue_dir)
+    key = cfg.store_key(fingerprint=fingerprint)
     record = store.load(key)
     if record is not None:
         return record
+    store.check_writable()  # before hours of training, not after
+    started = now()
     keep_model = cfg.method in ("ce", "mcmi") if keep_model is None else keep_model
     tokenizer = load_tokenizer(cfg.model)
     timings: dict[str, float] = {}
     teacher = None
+    twin = None
     if cfg.method in ("kd_ce", "kd_mcmi"):
-        tcfg = cfg.teacher()
-        execute(tcfg, store, glue_dir=glue_dir, progress=progress, keep_model=True)
-        tpath = store.root / "models" / tcfg.key
-        if not (tpath / "config.json").is_file():
-            raise FileNotFoundError(f"{tpath}: teacher model missing; delete {store.path(tcfg.key)} to retrain it")
-        teacher = _load_saved(tpath)
+        teacher = _load_saved(_kept_model(cfg.teacher(), store, glue_dir, progress, suite))
+    elif cfg.method in ("cmi", "mcmi"):
+        twin = _kept_model(dataclasses.replace(cfg, method="ce"), store, glue_dir, progress, suite)
     ckpt_dir = store.root / "checkpoints" / key
     run = train_and_measure(cfg, glue_dir=glue_dir, output_dir=ckpt_dir, teacher=teacher, progress=progress,
                             tokenizer=tokenizer)
@@ -281,30 +384,61 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
     steps = trainer.state.global_step
     if trainer.args.process_index != 0:  # under torchrun only the main process writes
         return {"key": key, "params": cfg.params(), "metrics": report.summary(), "rank": trainer.args.process_index}
+    summary = report.summary()
+    final_ce = _final_train_ce(trainer)
+    checks: dict[str, Any] = {
+        "final_train_ce": final_ce,
+        "flags": degenerate_flags(final_ce, task.num_labels, summary["majority_prediction_share"],
+                                  summary["mean_max_prob"]),
+    }
+    if twin is not None:
+        # CMI in the space and at the temperature the run trained with, on the same evaluation data
+        kw = dict(task=task, pooling=cfg.pooling, temperature=cfg.temperature, output_temperature=cfg.temperature,
+                  keep_outputs=False, progress=False)
+        mine = getattr(measure(model, evaluation, tokenizer, **kw), cfg.space).cmi
+        theirs = getattr(measure(_load_saved(twin).to(next(model.parameters()).device), evaluation, tokenizer,
+                                 **kw), cfg.space).cmi
+        checks["mechanism"] = mechanism_check(cfg.method, mine, theirs, cfg.space, cfg.temperature)
     if keep_model:
         model.save_pretrained(store.root / "models" / key)
         tokenizer.save_pretrained(store.root / "models" / key)
     record = {
         "key": key,
+        "suite": suite,
         "params": cfg.params(),
-        "metrics": {**report.summary(),
+        "metrics": {**summary,
                     "feature_per_class_cmi": report.feature.per_class_cmi,
                     "output_per_class_cmi": report.output.per_class_cmi},
         "headline_metric": task.metric_names[0],
+        "majority_score": _majority_score(task, train, evaluation),
         "measured_with": {"temperature": cfg.temperature, "pooling": cfg.pooling, "split": cfg.eval_on},
+        "checks": checks,
+        "data": fingerprint,
         "train_steps": steps,
         "train_samples": len(train),
         "eval_samples": len(evaluation),
         "num_parameters": count_parameters(model),
         "timings": timings,
-        "version": __version__,
-        "torch": torch.__version__,
-        "device": str(next(model.parameters()).device),
-        "host": platform.node(),
+        "provenance": provenance(next(model.parameters()).device, started=started,
+                                 resumed_from_step=getattr(trainer, "resumed_from_step", None)),
     }
     store.save(key, record)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return record
+
+
+def _kept_model(cfg: RunConfig, store: ResultStore, glue_dir: str | None, progress: bool, suite: str | None) -> Path:
+    """Folder of the saved model of run ``cfg`` (a teacher, a CE twin), executing the run first if needed."""
+    record = execute(cfg, store, glue_dir=glue_dir, progress=progress, keep_model=True, suite=suite)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # under torchrun the main process has saved the model before any rank reads it
+    path = store.root / "models" / record["key"]
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: saved model of run {record['key']} missing; "
+                                f"delete {store.path(record['key'])} to retrain it")
+    return path
 
 
 def _load_saved(path: Path):

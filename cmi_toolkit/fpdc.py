@@ -24,6 +24,8 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .defaults import CENTROID_MODE, EMA_MOMENTUM
+
 __all__ = ["MODES", "CentroidEstimator"]
 
 MODES = ("fixed", "epoch", "ema")
@@ -47,7 +49,7 @@ class CentroidEstimator:
             :class:`~cmi_toolkit.markov.MarkovOutput` :meth:`fit` reads.
     """
 
-    def __init__(self, num_classes: int, dim: int, mode: str = "epoch", momentum: float = 0.9,
+    def __init__(self, num_classes: int, dim: int, mode: str = CENTROID_MODE, momentum: float = EMA_MOMENTUM,
                  space: str = "feature", device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float32):
         if mode not in MODES:
@@ -100,13 +102,16 @@ class CentroidEstimator:
         model.eval()
         device = next(model.parameters()).device
         self.begin_pass()
-        try:
-            for batch in tqdm(loader, desc=f"centroids ({self.space})", disable=not progress, leave=False):
-                labels = batch["labels"]
-                inputs = {k: v.to(device) for k, v in batch.items() if k not in ("labels", "idx")}
-                self.accumulate(view(**inputs).probs(self.space), labels)
-        finally:
-            model.train(was_training)
+        # the pass leaves the global random stream untouched (a DataLoader iterator draws a seed from
+        # it), so training's batch order is the same with or without it, and after a resumption
+        with torch.random.fork_rng(devices=[]):
+            try:
+                for batch in tqdm(loader, desc=f"centroids ({self.space})", disable=not progress, leave=False):
+                    labels = batch["labels"]
+                    inputs = {k: v.to(device) for k, v in batch.items() if k not in ("labels", "idx")}
+                    self.accumulate(view(**inputs).probs(self.space), labels)
+            finally:
+                model.train(was_training)
         self.end_pass()
         return self.centroids
 

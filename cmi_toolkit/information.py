@@ -21,6 +21,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .defaults import POOLING, TEMPERATURE
+
 __all__ = [
     "class_centroids",
     "class_priors",
@@ -170,13 +172,17 @@ class MeasureReport:
     feature: SpaceReport
     output: SpaceReport
     metrics: dict[str, float] = field(default_factory=dict)
+    #: share of predictions in the most-predicted class, and mean max_c softmax(z)_c at T = 1
+    majority_prediction_share: float = float("nan")
+    mean_max_prob: float = float("nan")
     features: Tensor | None = None
     logits: Tensor | None = None
     labels: Tensor | None = None
 
     def summary(self) -> dict[str, float]:
         """Flat dict of the headline numbers (for tables and JSON)."""
-        out = {"accuracy": self.accuracy, "num_samples": self.num_samples}
+        out = {"accuracy": self.accuracy, "num_samples": self.num_samples,
+               "majority_prediction_share": self.majority_prediction_share, "mean_max_prob": self.mean_max_prob}
         for space in ("feature", "output"):
             rep: SpaceReport = getattr(self, space)
             out.update({f"{space}_cmi": rep.cmi, f"{space}_separation": rep.separation, f"{space}_ncmi": rep.ncmi})
@@ -185,8 +191,8 @@ class MeasureReport:
 
 
 @torch.no_grad()
-def measure(model, dataset, tokenizer=None, task=None, batch_size: int = 64, pooling: str = "auto",
-            temperature: float = 1.0, output_temperature: float = 1.0, keep_outputs: bool = True,
+def measure(model, dataset, tokenizer=None, task=None, batch_size: int = 64, pooling: str = POOLING,
+            temperature: float = TEMPERATURE, output_temperature: float = 1.0, keep_outputs: bool = True,
             progress: bool = True) -> MeasureReport:
     """One no-grad pass over a tokenised dataset (or a DataLoader): accuracy, CMI, Gamma, NCMI.
 
@@ -210,6 +216,8 @@ def measure(model, dataset, tokenizer=None, task=None, batch_size: int = 64, poo
     model.eval()
     device = next(model.parameters()).device
     feats, logits, labels, order = [], [], [], []
+    rng = torch.random.fork_rng(devices=[])  # measuring leaves training's random stream untouched
+    rng.__enter__()
     try:
         for batch in tqdm(loader, desc="measure", disable=not progress, leave=False):
             idx = batch.pop("idx", None)
@@ -222,6 +230,7 @@ def measure(model, dataset, tokenizer=None, task=None, batch_size: int = 64, poo
                 order.append(idx.cpu())
     finally:
         model.train(was_training)
+        rng.__exit__(None, None, None)
     h, z, y = torch.cat(feats), torch.cat(logits), torch.cat(labels).long()
     if order:
         perm = torch.argsort(torch.cat(order))
@@ -239,6 +248,8 @@ def measure(model, dataset, tokenizer=None, task=None, batch_size: int = 64, poo
         feature=SpaceReport.from_probs(torch.softmax(h.double() / temperature, -1), y, num_classes),
         output=SpaceReport.from_probs(torch.softmax(z.double() / output_temperature, -1), y, num_classes),
         metrics={k: float(np.asarray(v)) for k, v in metrics.items()},
+        majority_prediction_share=float(torch.bincount(preds, minlength=num_classes).max() / max(1, preds.numel())),
+        mean_max_prob=float(torch.softmax(z.double(), -1).max(-1).values.mean()),
     )
     if keep_outputs:
         report.features, report.logits, report.labels = h, z, y

@@ -13,6 +13,7 @@ embeddings, the pooler and the head: the way DistilBERT was initialised from BER
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,8 +60,16 @@ def resolve_model(model_id: str) -> str:
         return MODEL_ALIASES[model_id.lower()]()
     path = Path(model_id).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
+        config = path / "config.json"
+        if not config.is_file():
             raise FileNotFoundError(f"{path}: a model folder must hold config.json (and the weights)")
+        try:
+            json.loads(config.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError(f"{config}: not UTF-8 text; re-save the model folder with save_pretrained") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{config}, line {exc.lineno}: not valid JSON ({exc.msg}); "
+                             "fix the file or re-save the model folder with save_pretrained") from None
         return str(path)
     if model_id.startswith((".", "/", "~")) or os.sep in model_id.strip("/").replace("/", "", 1):
         raise FileNotFoundError(f"{model_id}: no such model folder")

@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from .experiments import RunConfig, execute
 from .results import ResultStore, atomic_write_text
 
-__all__ = ["SUITE_DIR", "load_suite", "suite_runs", "execute_runs", "execute_with_papermill", "run_suite", "summary_figure", "summarise", "report", "BASELINES"]
+__all__ = ["SUITE_DIR", "load_suite", "suite_runs", "execute_runs", "execute_with_papermill", "run_suite",
+           "summary_figure", "summarise", "summary_table", "summary_markdown", "suite_records", "report", "BASELINES"]
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "configs"
 BASELINES = {"cmi": "ce", "mcmi": "ce", "kd_ce": "student", "kd_mcmi": "student"}
@@ -43,40 +44,67 @@ def load_suite(suite: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(
             f"no suite {suite!r} in {SUITE_DIR}: pass a suite YAML file or one of {known}"
             + ("" if known else " (the presets live in the repository's configs/ folder: install with pip install -e .)"))
-    spec = yaml.safe_load(path.read_text())
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the suite file") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text; save the suite file as UTF-8") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: a suite is a YAML mapping with seeds, tasks and common")
     for key in ("seeds", "tasks", "common"):
         if key not in spec:
-            raise ValueError(f"{path}: suite lacks {key!r}")
+            raise ValueError(f"{path}: suite lacks {key!r}; see configs/cpu/suite.yaml for the layout")
     return spec
 
 
 def suite_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list[int] | None = None,
-               methods: list[str] | None = None, overrides: dict[str, Any] | None = None) -> list[RunConfig]:
-    """The runs of a suite, teachers (mcmi) included before the students that need them."""
+               methods: list[str] | None = None, overrides: dict[str, Any] | None = None,
+               with_dependencies: bool = False) -> list[RunConfig]:
+    """The runs of a suite.
+
+    A suite's ``teacher`` section (CMI settings of the MCMI teacher: space, lambda, T, centroid
+    mode) applies to ``mcmi`` and ``kd_mcmi`` runs. ``with_dependencies`` adds the runs the
+    suite's runs execute first: the teachers of ``kd_*`` runs and the CE twins of ``cmi``/``mcmi``.
+    """
     wanted = list(spec.get("finetune_methods", [])) + list(spec.get("distill_methods", []))
     if methods:
         wanted = [m for m in wanted if m in methods] + [m for m in methods if m not in wanted]
+    teacher = spec.get("teacher") or {}
     runs = []
     for task, params in spec["tasks"].items():
         if tasks and task not in tasks:
             continue
         for seed in seeds or spec["seeds"]:
             for method in wanted:
-                runs.append(RunConfig(**{**spec["common"], **(params or {}), **(overrides or {}),
+                extra = teacher if method in ("mcmi", "kd_mcmi") else {}
+                runs.append(RunConfig(**{**spec["common"], **(params or {}), **extra, **(overrides or {}),
                                          "task": task, "seed": seed, "method": method}))
+    if with_dependencies:
+        import dataclasses
+
+        extra_runs = [cfg.teacher() for cfg in runs if cfg.method in ("kd_ce", "kd_mcmi")]
+        extra_runs += [dataclasses.replace(cfg, method="ce") for cfg in runs + extra_runs if cfg.method in ("cmi", "mcmi")]
+        seen = {cfg.key for cfg in runs}
+        for cfg in extra_runs:
+            if cfg.key not in seen:
+                seen.add(cfg.key)
+                runs.append(cfg)
     return runs
 
 
-def _worker(args: tuple[list[RunConfig], str, str | None]) -> int:
-    runs, root, glue_dir = args
+def _worker(args: tuple[list[RunConfig], str, str | None, str | None]) -> int:
+    runs, root, glue_dir, suite = args
     store = ResultStore(root)
     for cfg in runs:
-        execute(cfg, store, glue_dir=glue_dir, progress=False)
+        execute(cfg, store, glue_dir=glue_dir, progress=False, suite=suite)
     return len(runs)
 
 
 def execute_runs(runs: list[RunConfig], store: ResultStore, glue_dir: str | None = None, progress: bool = True,
-                 workers: int = 1) -> list[dict[str, Any]]:
+                 workers: int = 1, suite: str | None = None) -> list[dict[str, Any]]:
     """Execute ``runs`` not yet in ``store`` (progress bar over runs) and return every record.
 
     ``workers > 1`` runs groups of runs that share a task and seed (so a teacher is trained once,
@@ -89,15 +117,15 @@ def execute_runs(runs: list[RunConfig], store: ResultStore, glue_dir: str | None
         for cfg in runs:
             groups[(cfg.task, cfg.seed)].append(cfg)
         with mp.get_context("spawn").Pool(workers) as pool:
-            jobs = [(g, str(store.root), glue_dir) for g in groups.values()]
+            jobs = [(g, str(store.root), glue_dir, suite) for g in groups.values()]
             for _ in tqdm(pool.imap_unordered(_worker, jobs), total=len(jobs), desc="run groups", disable=not progress):
                 pass
-        return [store.load(cfg.key) for cfg in runs]
+        return [store.load(cfg.store_key(glue_dir)) for cfg in runs]
     records = []
     bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
     for cfg in bar:
         bar.set_postfix_str(f"{cfg.task}/{cfg.method}/seed{cfg.seed}")
-        records.append(execute(cfg, store, glue_dir=glue_dir, progress=False))
+        records.append(execute(cfg, store, glue_dir=glue_dir, progress=False, suite=suite))
     return records
 
 
@@ -129,7 +157,7 @@ def execute_with_papermill(runs: list[RunConfig], store: ResultStore, suite: str
                         "results_dir": str(store.root.resolve()), "glue_dir": glue_dir,
                         "output_dir": str((out / name).resolve()), "figures_dir": str((out / name).resolve())},
             progress_bar=False, kernel_name="python3")
-    records = [store.load(cfg.key) for cfg in runs]
+    records = [store.load(cfg.store_key(glue_dir)) for cfg in runs]
     missing = [cfg.key for cfg, r in zip(runs, records, strict=True) if r is None]
     if missing:
         raise RuntimeError(f"the notebooks did not record runs {missing}: are the suite and its notebook in step?")
@@ -151,11 +179,25 @@ def run_suite(spec: dict[str, Any], store: ResultStore, glue_dir: str | None = N
         return execute_with_papermill(runs, store, suite, glue_dir, progress)
     if executor != "package":
         raise ValueError(f"executor must be 'package' or 'papermill', got {executor!r}")
-    return execute_runs(runs, store, glue_dir, progress, workers)
+    name = str(spec.get("suite") or suite or "suite")
+    store.check_writable()
+    return execute_runs(runs, store, glue_dir, progress, workers, suite=name)
+
+
+def _usable(record: dict[str, Any]) -> bool:
+    """A record counts for its method unless a degenerate-run flag is set on it."""
+    return not record.get("checks", {}).get("flags")
 
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (task, method): mean/std over seeds of the headline metric and CMI, paired diffs."""
+    """One row per (task, method), stated as :mod:`cmi_toolkit.evidence` says.
+
+    Score: mean and sd over the seeds whose run is not flagged degenerate. Comparison with the
+    baseline (``BASELINES``): paired over the seeds where neither run is flagged, with a 95 %
+    interval, p-value, seeds won, MDE80 and the verdict word. Mechanism: runs passing / checked.
+    """
+    from .evidence import paired_comparison
+
     by: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
     for r in records:
         p = r["params"]
@@ -165,74 +207,142 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (task, method), seeds in sorted(by.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99))):
         any_rec = next(iter(seeds.values()))
         metric = any_rec["headline_metric"]
-        values = np.array([seeds[s]["metrics"][metric] for s in sorted(seeds)])
-        cmis = np.array([seeds[s]["metrics"]["feature_cmi"] for s in sorted(seeds)])
-        row = {"task": task, "method": method, "metric": metric, "seeds": len(values),
-               "mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-               "feature_cmi": float(cmis.mean()),
-               "feature_ncmi": float(np.mean([seeds[s]["metrics"]["feature_ncmi"] for s in sorted(seeds)])),
-               "diff_mean": None, "diff_std": None, "seed_wins": None}
+        good = {s: r for s, r in seeds.items() if _usable(r)}
+        values = np.array([good[s]["metrics"][metric] for s in sorted(good)])
+        flagged = {s: r["checks"]["flags"] for s, r in seeds.items() if not _usable(r)}
+        mech = [r["checks"]["mechanism"]["passed"] for r in seeds.values()
+                if r.get("checks", {}).get("mechanism", {}).get("passed") is not None]
+        row = {"task": task, "method": method, "metric": metric, "seeds": len(seeds), "used": len(good),
+               "flagged": "; ".join(f"seed {s}: {','.join(f)}" for s, f in sorted(flagged.items())),
+               "unchecked": sum("checks" not in r for r in seeds.values()),
+               "no_provenance": sum("provenance" not in r for r in seeds.values()),
+               "mean": float(values.mean()) if len(values) else None,
+               "std": float(values.std(ddof=1)) if len(values) > 1 else (0.0 if len(values) else None),
+               "majority": next((r["majority_score"] for r in seeds.values() if "majority_score" in r), None),
+               "mechanism": f"{sum(mech)}/{len(mech)}" if mech else "",
+               "feature_cmi": float(np.mean([r["metrics"]["feature_cmi"] for r in seeds.values()])),
+               "feature_ncmi": float(np.mean([r["metrics"]["feature_ncmi"] for r in seeds.values()])),
+               "baseline": None, "diff_mean": None, "diff_low": None, "diff_high": None, "p": None,
+               "seed_wins": None, "mde80": None, "verdict": None}
         base = BASELINES.get(method)
         if base and (task, base) in by:
-            shared = sorted(set(seeds) & set(by[(task, base)]))
+            other = by[(task, base)]
+            shared = sorted(s for s in set(good) & set(other) if _usable(other[s]))
             if shared:
-                d = np.array([seeds[s]["metrics"][metric] - by[(task, base)][s]["metrics"][metric] for s in shared])
-                row.update(diff_mean=float(d.mean()), diff_std=float(d.std(ddof=1)) if len(d) > 1 else 0.0,
-                           seed_wins=f"{int((d > 0).sum())}/{len(d)}", baseline=base)
+                cmp = paired_comparison([good[s]["metrics"][metric] for s in shared],
+                                        [other[s]["metrics"][metric] for s in shared])
+                row.update(baseline=base, diff_mean=cmp["mean"], diff_low=cmp["low"], diff_high=cmp["high"],
+                           p=cmp["p"], seed_wins=f"{cmp['won']}/{cmp['n']}", mde80=cmp["mde80"], verdict=cmp["verdict"])
         rows.append(row)
     return rows
 
 
-def _fmt(v, pct=True):
-    return "" if v is None else (f"{100 * v:.2f}" if pct else f"{v:.4f}")
+def _pct(v, signed: bool = False) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "–"
+    return f"{100 * v:+.2f}" if signed else f"{100 * v:.2f}"
 
 
-def report(store: ResultStore, out_dir: str | os.PathLike | None = None, figures_dir: str | os.PathLike | None = None,
-           title: str = "GLUE dev results") -> dict[str, Path]:
-    """Write summary.csv, summary.md (and a plotly figure) from every record in ``store``."""
+def summary_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The markdown table of :func:`summarise`'s rows (the README embeds these lines)."""
+    lines = ["| task (metric) | method | seeds used | score | Δ vs baseline [95 % CI] | p | seeds won | MDE80 | verdict | mechanism | flagged |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        diff = "" if r["diff_mean"] is None else f"{_pct(r['diff_mean'], True)} [{_pct(r['diff_low'], True)}, {_pct(r['diff_high'], True)}]"
+        p = "" if r["p"] is None else ("–" if not np.isfinite(r["p"]) else f"{r['p']:.3f}")
+        score = "–" if r["mean"] is None else f"{_pct(r['mean'])} ± {_pct(r['std'])}"
+        lines.append(f"| {r['task']} ({r['metric']}) | {METHOD_LABELS.get(r['method'], r['method'])} | {r['used']}/{r['seeds']} | "
+                     f"{score} | {diff} | {p} | {r['seed_wins'] or ''} | {'' if r['mde80'] is None else _pct(r['mde80'])} | "
+                     f"{r['verdict'] or ''} | {r['mechanism']} | {r['flagged']} |")
+    return lines
+
+
+def suite_records(store: ResultStore, spec: dict[str, Any], suite: str | None = None,
+                  **select) -> tuple[list[dict[str, Any]], int]:
+    """The records of ``spec``'s runs (with their teachers and CE twins) and the count of others ignored."""
+    wanted = {cfg.key: (cfg.task, cfg.method, cfg.seed) for cfg in suite_runs(spec, with_dependencies=True, **select)}
+    return store.select(wanted, suite or str(spec.get("suite", "suite")))
+
+
+def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, out_dir: str | os.PathLike | None = None,
+           figures_dir: str | os.PathLike | None = None, title: str | None = None, **select) -> dict[str, Path]:
+    """Write summary.csv, summary.md (and a plotly figure) from the records of one suite.
+
+    Only the runs of ``spec`` (keys computed from the suite: its runs, their teachers and CE
+    twins) are read; other records in the store are ignored and counted; two records claiming
+    the same run stop the report (:class:`~cmi_toolkit.results.DuplicateRunError`).
+    """
+    suite = suite or str(spec.get("suite", "suite"))
     out_dir = Path(out_dir or store.root)
-    rows = summarise(store.all_records())
+    records, ignored = suite_records(store, spec, suite, **select)
+    rows = summarise(records)
     if not rows:
-        raise ValueError(f"{store.runs}: no run records to report; run `cmi-toolkit reproduce` first")
+        raise ValueError(f"{store.runs}: no records of suite {suite!r}; run `cmi-toolkit reproduce --suite {suite}` first")
     buf = io.StringIO()
-    fields = ["task", "method", "metric", "seeds", "mean", "std", "diff_mean", "diff_std", "seed_wins",
-              "feature_cmi", "feature_ncmi"]
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    fields = ["task", "method", "metric", "seeds", "used", "flagged", "mean", "std", "majority", "baseline", "diff_mean",
+              "diff_low", "diff_high", "p", "seed_wins", "mde80", "verdict", "mechanism", "feature_cmi", "feature_ncmi",
+              "unchecked", "no_provenance"]
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     paths = {"csv": out_dir / "summary.csv", "md": out_dir / "summary.md"}
     atomic_write_text(paths["csv"], buf.getvalue())
-
-    lines = [f"# {title}", "", "Mean ± standard deviation over seeds (percent); Δ = paired per-seed difference "
-             "against the baseline (CE fine-tuning for CMI; the student alone for distillation).", "",
-             "| task | method | metric | seeds | score | Δ vs baseline | seeds won | feature CMI | feature NCMI |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        diff = "" if r["diff_mean"] is None else f"{100 * r['diff_mean']:+.2f} ± {100 * r['diff_std']:.2f}"
-        lines.append(f"| {r['task']} | {METHOD_LABELS.get(r['method'], r['method'])} | {r['metric']} | {r['seeds']} | "
-                     f"{_fmt(r['mean'])} ± {_fmt(r['std'])} | {diff} | {r['seed_wins'] or ''} | "
-                     f"{r['feature_cmi']:.4f} | {r['feature_ncmi']:.4f} |")
-    lines += ["", "Wins out of tasks (mean paired difference > 0):", ""]
-    for method, base in BASELINES.items():
-        diffs = [r["diff_mean"] for r in rows if r["method"] == method and r["diff_mean"] is not None]
-        if diffs:
-            lines.append(f"- {METHOD_LABELS[method]} vs {METHOD_LABELS[base]}: {sum(d > 0 for d in diffs)}/{len(diffs)} tasks")
-    atomic_write_text(paths["md"], "\n".join(lines) + "\n")
+    title = title or f"GLUE dev results, suite {suite}"
+    atomic_write_text(paths["md"], "\n".join(summary_markdown(rows, title, ignored)) + "\n")
     if figures_dir is not None:
         paths["figure"] = _figure(rows, Path(figures_dir), title)
     return paths
 
 
+def summary_markdown(rows: list[dict[str, Any]], title: str, ignored: int = 0) -> list[str]:
+    """The whole summary.md: how to read it, the table, majority-class scores, caveats."""
+    lines = [f"# {title}", "",
+             "Score: mean ± sd over the seeds whose run is not flagged degenerate (percent). Δ: paired per-seed "
+             "difference to the baseline (CE fine-tuning for the CMI-minimised model and the MCMI teacher; the "
+             "student alone for distillation) with its 95 % paired-t interval, p-value, seeds won, and MDE80, the "
+             "smallest true difference detectable with 80 % power at this spread. Verdict: better / worse only when "
+             "the interval excludes 0. Mechanism: runs whose CMI moved the way their objective asks, against the CE "
+             "twin, out of those checked.", ""]
+    lines += summary_table(rows)
+    majority = {r["task"]: r["majority"] for r in rows if r["majority"] is not None}
+    if majority:
+        lines += ["", "Majority-class score (always predict the training set's majority class): "
+                  + ", ".join(f"{t} {_pct(v)}" for t, v in sorted(majority.items())) + "."]
+    unchecked = sum(r["unchecked"] for r in rows)
+    missing = sum(r["no_provenance"] for r in rows)
+    if unchecked or missing:
+        lines += ["", f"Caveat: {unchecked} record(s) predate the degenerate-run and mechanism checks and "
+                  f"{missing} carry no provenance (commit, library versions, device, data fingerprint); "
+                  "their flags are unknown, not clean."]
+    if ignored:
+        lines += ["", f"{ignored} other record(s) in the store belong to no run of this suite and were ignored."]
+    return lines
+
+
 def summary_figure(rows: list[dict[str, Any]], title: str = "GLUE dev results"):
-    """Grouped bars: one group per task, one bar per method (mean ± std over seeds, percent)."""
-    from .viz import grouped_bars
+    """Per task: each method's mean with its 95 % t interval over seeds, and the majority-class line."""
+    from scipy.stats import t as student_t
+
+    from .viz import grouped_intervals
 
     methods = [m for m in METHOD_LABELS if any(r["method"] == m for r in rows)]
     tasks = sorted({r["task"] for r in rows})
     cell = {(r["task"], r["method"]): r for r in rows}
-    series = {METHOD_LABELS[m]: [100 * cell[(t, m)]["mean"] if (t, m) in cell else None for t in tasks] for m in methods}
-    errors = {METHOD_LABELS[m]: [100 * cell[(t, m)]["std"] if (t, m) in cell else 0 for t in tasks] for m in methods}
-    return grouped_bars(tasks, series, errors, title=title, yaxis="dev score (%)")
+
+    def half(r):
+        n = r["used"]
+        return float(student_t.ppf(0.975, n - 1)) * r["std"] / np.sqrt(n) if n > 1 else 0.0
+
+    series, low, high = {}, {}, {}
+    for m in methods:
+        vals = [cell.get((t, m)) for t in tasks]
+        series[METHOD_LABELS[m]] = [None if r is None or r["mean"] is None else 100 * r["mean"] for r in vals]
+        low[METHOD_LABELS[m]] = [None if r is None or r["mean"] is None else 100 * (r["mean"] - half(r)) for r in vals]
+        high[METHOD_LABELS[m]] = [None if r is None or r["mean"] is None else 100 * (r["mean"] + half(r)) for r in vals]
+    majority = [next((100 * r["majority"] for r in rows if r["task"] == t and r["majority"] is not None), None) for t in tasks]
+    lo = min([v for vs in low.values() for v in vs if v is not None] + [v for v in majority if v is not None] + [0])
+    return grouped_intervals(tasks, series, low, high, reference=majority, title=title,
+                             yaxis="dev score (%), mean with 95 % interval over seeds", yrange=(min(0, lo), 100))
 
 
 def _figure(rows: list[dict[str, Any]], figures_dir: Path, title: str) -> Path:

@@ -1,9 +1,10 @@
-"""Run results on disk: atomic writes, parameter-hash keys, corruption reported not overwritten.
+"""Run results on disk: atomic writes, keys that hash parameters and data, corruption reported.
 
-One run = (task, method, model, seed, parameters). Its record (metrics, parameters, package
-version, timings) lives in ``<results_dir>/runs/<key>.json`` where ``key`` hashes the canonical
-JSON of its parameters, so a batch rerun finds and skips finished runs and a crash loses at most
-the run in flight.
+One run = (task, method, model, seed, parameters) on some data. Its record (metrics, parameters,
+data fingerprint, provenance, checks, timings) lives in ``<results_dir>/runs/<key>.json`` where
+``key`` hashes the canonical JSON of its parameters *and* the fingerprint of the data it read
+(:func:`cmi_toolkit.data.glue_fingerprint`), so a batch rerun finds and skips finished runs, a
+run on other data never answers for this one, and a crash loses at most the run in flight.
 """
 
 from __future__ import annotations
@@ -15,11 +16,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CorruptResultError", "atomic_write_text", "write_json", "run_key", "ResultStore"]
+__all__ = ["CorruptResultError", "StoreError", "DuplicateRunError", "atomic_write_text", "write_json", "run_key", "ResultStore"]
 
 
 class CorruptResultError(RuntimeError):
     """A results file exists but cannot be read; it is left in place for inspection."""
+
+
+class StoreError(RuntimeError):
+    """The result store cannot be used (e.g. its folder is not writable); the message says why."""
+
+
+class DuplicateRunError(RuntimeError):
+    """Two records claim the same (suite, task, method, seed); the message names both files."""
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -84,8 +93,46 @@ class ResultStore:
         atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
         return path
 
-    def all_records(self) -> list[dict[str, Any]]:
-        """Every run record (corrupt ones raise)."""
+    def check_writable(self) -> None:
+        """Raise :class:`StoreError` unless ``runs/`` can be created and written (checked before training)."""
+        try:
+            self.runs.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.runs, prefix=".write-test.", suffix=".tmp")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            raise StoreError(f"{self.runs}: results folder is not writable ({exc.strerror}); "
+                             "pass --results_dir with a folder you can write") from None
+
+    def items(self) -> list[tuple[Path, dict[str, Any]]]:
+        """(path, record) of every run record, in file order (corrupt ones raise)."""
         if not self.runs.is_dir():
             return []
-        return [r for p in sorted(self.runs.glob("*.json")) if (r := self.load(p.stem)) is not None]
+        return [(p, r) for p in sorted(self.runs.glob("*.json")) if (r := self.load(p.stem)) is not None]
+
+    def all_records(self) -> list[dict[str, Any]]:
+        """Every run record (corrupt ones raise)."""
+        return [r for _, r in self.items()]
+
+    def select(self, wanted: dict[str, tuple[str, str, int]], suite: str) -> tuple[list[dict[str, Any]], int]:
+        """The records of one suite: ``wanted`` maps a run's parameter key to its (task, method, seed).
+
+        Returns (records, number of records ignored as not of this suite). Two records with the
+        same parameters (e.g. the same run on two versions of the data) raise
+        :class:`DuplicateRunError` naming both files: the report would otherwise pick one silently.
+        """
+        found: dict[str, tuple[Path, dict[str, Any]]] = {}
+        ignored = 0
+        for path, record in self.items():
+            pkey = run_key(record["params"])
+            if pkey not in wanted:
+                ignored += 1
+                continue
+            if pkey in found:
+                task, method, seed = wanted[pkey]
+                raise DuplicateRunError(
+                    f"{found[pkey][0]} and {path} both claim suite {suite}, task {task}, method {method}, "
+                    f"seed {seed} (data {found[pkey][1].get('data', {}).get('digest', 'unrecorded')} vs "
+                    f"{record.get('data', {}).get('digest', 'unrecorded')}); move the one you do not want out of {self.runs}")
+            found[pkey] = (path, record)
+        return [r for _, r in found.values()], ignored

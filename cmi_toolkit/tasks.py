@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["GlueTask", "TASKS", "get_task", "compute_metrics", "task_names"]
+__all__ = ["UnknownTaskError", "GlueTask", "TASKS", "get_task", "compute_metrics", "task_names"]
+
+
+class UnknownTaskError(ValueError):
+    """A task name the registry does not know; the message lists the known ones."""
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,7 @@ def get_task(name: str) -> GlueTask:
         if key in (task.hub_config, task.name.lower(), *task.aliases):
             return task
     known = ", ".join(f"{t.hub_config} ({t.name})" for t in TASKS.values())
-    raise KeyError(f"Unknown GLUE task {name!r}. Known tasks: {known}.")
+    raise UnknownTaskError(f"unknown GLUE task {name!r}; known tasks: {known}")
 
 
 def compute_metrics(task: GlueTask | str, predictions: Sequence, references: Sequence) -> dict[str, float]:

@@ -8,41 +8,70 @@
   update after each optimiser step (``ema``). Under DDP each rank passes over its own shard and
   the sums are all-reduced, so all ranks hold the same centroids.
 * :class:`DistillationTrainer`: alpha * T^2 * KL(teacher^T || student^T) + (1 - alpha) * CE.
+
+Checkpoints are atomic: each is written into ``<output_dir>/.staging/`` and renamed to
+``checkpoint-N`` only when complete (weights, optimiser, RNG, trainer state, centroids), so an
+interruption never leaves a half-written ``checkpoint-N``; :func:`last_complete_checkpoint`
+skips (with a one-line notice) any incomplete one left by older code or by hand.
+
+No host synchronisation per training step: the named terms are summed on the device and copied
+to the host (and checked for NaN/inf) only when the Trainer logs.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections import defaultdict
+import re
+import shutil
+import struct
+import sys
 
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
 
+from .defaults import CENTROID_MODE, EMA_MOMENTUM, POOLING, TEMPERATURE
 from .fpdc import CentroidEstimator
 from .information import class_priors
-from .losses import CMILossConfig, cmi_regularized_loss, distillation_loss
+from .losses import CMILossConfig, NonFiniteLossError, cmi_regularized_loss, distillation_loss
 from .markov import MarkovSourceView
 
-__all__ = ["CMITrainer", "CentroidCallback", "DistillationTrainer", "MeasureCallback"]
+__all__ = ["CMITrainer", "CentroidCallback", "DistillationTrainer", "MeasureCallback", "last_complete_checkpoint",
+           "checkpoint_problem"]
+
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+STAGING = ".staging"
 
 
 class _TermLogger:
-    """Running means of named loss terms between two ``log`` calls."""
+    """Running sums of named loss terms between two ``log`` calls, kept on the device.
 
-    def __init__(self):
-        self.sums: dict[str, float] = defaultdict(float)
+    :meth:`add` queues no host copy; :meth:`flush` copies the means once per log line and raises
+    :class:`~cmi_toolkit.losses.NonFiniteLossError` naming the first term that went NaN or infinite.
+    """
+
+    def __init__(self, settings: str = ""):
+        self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
+        self.settings = settings
 
     def add(self, terms: dict[str, torch.Tensor]) -> None:
         for k, v in terms.items():
-            if k != "total":
-                self.sums[k] += float(v.detach())
+            v = v.detach().float()
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
         self.count += 1
 
     def flush(self, logs: dict[str, float]) -> None:
         if self.count:
-            logs.update({k: round(v / self.count, 6) for k, v in self.sums.items()})
+            names = list(self.sums)
+            values = (torch.stack([self.sums[k] for k in names]) / self.count).tolist()  # one host copy
+            for name, value in zip(names, values, strict=True):
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise NonFiniteLossError(
+                        f"loss term {name!r} became {value} with {self.settings}. "
+                        "Lower the weight (lambda / beta), raise the temperature, or lower the learning rate.")
+            logs.update({k: round(v, 6) for k, v in zip(names, values, strict=True) if k != "total"})
         self.sums.clear()
         self.count = 0
 
@@ -51,12 +80,102 @@ class _NamedTermsMixin:
     """Adds the running means of the named loss terms to every training log line."""
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        if "loss" in logs:
+        if "loss" in logs or "train_loss" in logs:
             self._terms.flush(logs)
         super().log(logs, *args, **kwargs)
 
 
-class CMITrainer(_NamedTermsMixin, Trainer):
+def checkpoint_problem(folder: str | os.PathLike) -> str | None:
+    """Why ``folder`` is not a complete checkpoint (None if it is).
+
+    Complete: ``trainer_state.json`` parses, and ``model.safetensors`` holds every byte its header
+    promises (a truncated file is caught without loading it).
+    """
+    folder = str(folder)
+    state = os.path.join(folder, "trainer_state.json")
+    weights = os.path.join(folder, "model.safetensors")
+    if not os.path.isfile(state):
+        return "no trainer_state.json"
+    try:
+        json.loads(open(state, encoding="utf-8").read())
+    except (ValueError, UnicodeDecodeError):
+        return "trainer_state.json is not valid JSON"
+    if not os.path.isfile(weights):
+        return "no model.safetensors"
+    size = os.path.getsize(weights)
+    try:
+        with open(weights, "rb") as fh:
+            (header_len,) = struct.unpack("<Q", fh.read(8))
+            if header_len > size - 8:
+                return "model.safetensors is truncated (header)"
+            header = json.loads(fh.read(header_len))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return "model.safetensors has an unreadable header"
+    if 8 + header_len + end > size:
+        return f"model.safetensors is truncated ({size} of {8 + header_len + end} bytes)"
+    return None
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike, notify=None) -> str | None:
+    """The newest complete ``checkpoint-N`` under ``output_dir``; incomplete ones are skipped with a notice."""
+    notify = notify or (lambda msg: print(msg, file=sys.stderr))
+    if not os.path.isdir(output_dir):
+        return None
+    found = sorted(((int(m.group(1)), name) for name in os.listdir(output_dir) if (m := _CHECKPOINT.match(name))
+                    and os.path.isdir(os.path.join(output_dir, name))), reverse=True)
+    for _, name in found:
+        path = os.path.join(output_dir, name)
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        notify(f"notice: skipping incomplete checkpoint {path} ({problem})")
+    return None
+
+
+class _AtomicCheckpointMixin:
+    """Writes each checkpoint into ``<output_dir>/.staging`` and renames it into place when complete."""
+
+    def _extra_checkpoint_state(self, folder: str) -> None:
+        """Hook: save more state into the staged checkpoint ``folder`` before it is renamed."""
+
+    def _save_checkpoint(self, model, trial) -> None:
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        run_dir = self._get_output_dir(trial=trial)
+        staging = os.path.join(run_dir, STAGING)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if self.args.should_save:
+            shutil.rmtree(staging, ignore_errors=True)
+        self.args.output_dir = staging
+        try:
+            super()._save_checkpoint(model, trial)
+            if self.args.should_save:
+                self._extra_checkpoint_state(os.path.join(staging, name))
+        finally:
+            self.args.output_dir = run_dir
+        self.accelerator.wait_for_everyone()  # every rank has written its RNG state into the staged folder
+        if self.args.should_save:
+            final = os.path.join(run_dir, name)
+            if os.path.isdir(final):
+                shutil.rmtree(final)
+            os.replace(os.path.join(staging, name), final)
+            shutil.rmtree(staging, ignore_errors=True)
+            self._rotate_complete(run_dir, keep=final)
+        self.accelerator.wait_for_everyone()
+
+    def _rotate_complete(self, run_dir: str, keep: str) -> None:
+        limit = self.args.save_total_limit
+        if not limit:
+            return
+        found = sorted((int(m.group(1)), n) for n in os.listdir(run_dir) if (m := _CHECKPOINT.match(n)))
+        for _, name in found[:-limit]:
+            path = os.path.join(run_dir, name)
+            if path != keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+class CMITrainer(_AtomicCheckpointMixin, _NamedTermsMixin, Trainer):
     """A Trainer whose loss adds the CMI term.
 
     Args:
@@ -70,8 +189,8 @@ class CMITrainer(_NamedTermsMixin, Trainer):
 
     loss_is_scaled_for_ga = False  # compute_loss returns a per-batch mean
 
-    def __init__(self, *args, cmi: CMILossConfig | None = None, centroid_mode: str = "epoch",
-                 pooling: str = "auto", ema_momentum: float = 0.9, centroid_batch_size: int = 64, **kwargs):
+    def __init__(self, *args, cmi: CMILossConfig | None = None, centroid_mode: str = CENTROID_MODE,
+                 pooling: str = POOLING, ema_momentum: float = EMA_MOMENTUM, centroid_batch_size: int = 64, **kwargs):
         super().__init__(*args, **kwargs)
         self.cmi = cmi or CMILossConfig(weight=0.0)
         self.active = self.cmi.weight > 0 or self.cmi.separation_weight > 0
@@ -86,18 +205,20 @@ class CMITrainer(_NamedTermsMixin, Trainer):
         self.priors = None
         if self.train_dataset is not None and "label" in self.train_dataset.column_names:
             self.priors = class_priors(torch.tensor(list(self.train_dataset["label"])), num_labels)
-        self._terms = _TermLogger()
+        self._terms = _TermLogger(self.cmi.describe())
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
         if self.active:
             self.add_callback(CentroidCallback(self))
 
+    def _extra_checkpoint_state(self, folder: str) -> None:
+        if self.active:
+            torch.save(self.centroids.state_dict(), os.path.join(folder, "centroids.pt"))
+
     def train(self, resume_from_checkpoint=None, **kwargs):
         """As ``Trainer.train``; a resumed run also restores the centroids saved with its checkpoint."""
-        from transformers.trainer_utils import get_last_checkpoint
-
         folder = resume_from_checkpoint
         if folder is True:
-            folder = get_last_checkpoint(self.args.output_dir)
+            folder = last_complete_checkpoint(self.args.output_dir)
         if isinstance(folder, str) and os.path.isfile(os.path.join(folder, "centroids.pt")):
             self.centroids.load_state_dict(torch.load(os.path.join(folder, "centroids.pt")))
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
@@ -114,7 +235,7 @@ class CMITrainer(_NamedTermsMixin, Trainer):
         else:
             view_out = self.view(_caller=model, **inputs)
             terms = cmi_regularized_loss(view_out.logits, labels, self.centroids.centroids, self.cmi,
-                                         features=view_out.features, priors=self.priors)
+                                         features=view_out.features, priors=self.priors, check=False)
             if model.training and self.centroids.mode == "ema":
                 self._pending.append((view_out.probs(self.cmi.space).detach(), labels.detach()))
             outputs = {"logits": view_out.logits}
@@ -151,14 +272,10 @@ class CentroidCallback(TrainerCallback):
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         est = self.trainer.centroids
-        if est.mode == "epoch":
+        epoch = int(state.epoch + 1e-9) if state.epoch else 0
+        # one pass per epoch; a run resumed inside epoch e already holds that epoch's centroids
+        if est.mode == "epoch" and est.passes <= epoch:
             self._pass()
-
-    def on_save(self, args, state, control, **kwargs):
-        if args.should_save:
-            folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-            os.makedirs(folder, exist_ok=True)
-            torch.save(self.trainer.centroids.state_dict(), os.path.join(folder, "centroids.pt"))
 
     def on_step_end(self, args, state, control, **kwargs):
         t = self.trainer
@@ -167,7 +284,7 @@ class CentroidCallback(TrainerCallback):
         t._pending.clear()
 
 
-class DistillationTrainer(_NamedTermsMixin, Trainer):
+class DistillationTrainer(_AtomicCheckpointMixin, _NamedTermsMixin, Trainer):
     """Trains a student on alpha * T^2 * KL(teacher^T || student^T) + (1 - alpha) * CE."""
 
     loss_is_scaled_for_ga = False
@@ -178,7 +295,7 @@ class DistillationTrainer(_NamedTermsMixin, Trainer):
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.alpha, self.temperature = alpha, temperature
-        self._terms = _TermLogger()
+        self._terms = _TermLogger(f"alpha={alpha}, T={temperature}")
 
     def compute_loss(self, model: nn.Module, inputs, return_outputs: bool = False, num_items_in_batch=None):
         inputs = dict(inputs)
@@ -187,7 +304,7 @@ class DistillationTrainer(_NamedTermsMixin, Trainer):
         logits = model(**inputs).logits
         with torch.no_grad():
             teacher_logits = self.teacher(**inputs).logits
-        terms = distillation_loss(logits, teacher_logits, labels, self.alpha, self.temperature)
+        terms = distillation_loss(logits, teacher_logits, labels, self.alpha, self.temperature, check=False)
         if model.training:
             self._terms.add(terms)
         return (terms["total"], {"logits": logits}) if return_outputs else terms["total"]
@@ -200,7 +317,7 @@ class MeasureCallback(TrainerCallback):
     measurement, with its ``step``: accuracy, CMI, separation and NCMI along training.
     """
 
-    def __init__(self, dataset, tokenizer, every: int = 20, temperature: float = 1.0, pooling: str = "auto"):
+    def __init__(self, dataset, tokenizer, every: int = 20, temperature: float = TEMPERATURE, pooling: str = POOLING):
         self.dataset, self.tokenizer, self.every = dataset, tokenizer, every
         self.temperature, self.pooling = temperature, pooling
         self.history: list[dict] = []

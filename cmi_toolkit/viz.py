@@ -16,6 +16,7 @@ __all__ = [
     "centroid_heatmap",
     "training_curve",
     "grouped_bars",
+    "grouped_intervals",
     "embed_2d",
     "side_by_side",
 ]
@@ -29,6 +30,47 @@ def _chromium() -> str | None:
     return os.environ.get("BROWSER_PATH") or shutil.which("chromium") or shutil.which("google-chrome")
 
 
+def _write_plotlyjs(folder: Path) -> Path:
+    """One local copy of plotly.js beside the figures (HTML pages load it relatively: no network)."""
+    from plotly.offline import get_plotlyjs
+
+    from .results import atomic_write_text
+
+    target = folder / "plotly.min.js"
+    js = get_plotlyjs()
+    if not target.is_file() or target.stat().st_size != len(js.encode()):
+        atomic_write_text(target, js)
+    return target
+
+
+def grouped_intervals(groups: Sequence[str], series: dict[str, Sequence[float | None]],
+                      low: dict[str, Sequence[float | None]], high: dict[str, Sequence[float | None]],
+                      reference: Sequence[float | None] | None = None, reference_name: str = "majority class",
+                      title: str = "", yaxis: str = "score (%)", yrange: tuple[float, float] | None = (0, 100)):
+    """Points with interval bars per group and series, a per-group reference line, an anchored axis."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    n = max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        x = [j + (i - (n - 1) / 2) * 0.8 / n for j in range(len(groups))]
+        lo, hi = low[name], high[name]
+        fig.add_scatter(name=name, x=x, y=list(values), mode="markers", marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
+                        error_y={"type": "data", "symmetric": False,
+                                 "array": [None if v is None or h is None else h - v for v, h in zip(values, hi, strict=True)],
+                                 "arrayminus": [None if v is None or lo_ is None else v - lo_ for v, lo_ in zip(values, lo, strict=True)]})
+    if reference is not None:
+        for j, ref in enumerate(reference):
+            if ref is not None:
+                fig.add_shape(type="line", x0=j - 0.45, x1=j + 0.45, y0=ref, y1=ref, line={"dash": "dash", "color": "black"})
+        fig.add_scatter(x=[None], y=[None], mode="lines", line={"dash": "dash", "color": "black"}, name=reference_name)
+    fig.update_xaxes(tickvals=list(range(len(groups))), ticktext=list(groups))
+    fig.update_layout(title=title, yaxis_title=yaxis, template="plotly_white", height=480)
+    if yrange is not None:
+        fig.update_yaxes(range=list(yrange))
+    return fig
+
+
 def save_figure(fig, name: str, figures_dir: str | os.PathLike = "figures", png: bool = True) -> dict[str, Path]:
     """Write ``<figures_dir>/<name>.html`` (always) and ``.png`` when kaleido and a Chromium are there.
 
@@ -39,7 +81,8 @@ def save_figure(fig, name: str, figures_dir: str | os.PathLike = "figures", png:
     folder = Path(figures_dir)
     folder.mkdir(parents=True, exist_ok=True)
     out = {"html": folder / f"{name}.html"}
-    atomic_write_text(out["html"], fig.to_html(include_plotlyjs="cdn", full_html=True))
+    atomic_write_text(out["html"], fig.to_html(include_plotlyjs="directory", full_html=True))
+    _write_plotlyjs(folder)
     browser = _chromium()
     if png and browser:
         os.environ.setdefault("BROWSER_PATH", browser)

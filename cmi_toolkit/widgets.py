@@ -15,11 +15,18 @@ __all__ = ["LambdaExplorer", "show_sweep", "interactive", "progress_callback"]
 
 
 def interactive() -> bool:
-    """True inside a live Jupyter front end; False under papermill, nbconvert or plain Python."""
-    import os
-    import sys
+    """True inside a live Jupyter front end; False under papermill, nbconvert/nbclient or plain Python.
 
-    if os.environ.get("PAPERMILL_EXECUTION") or "papermill" in sys.modules:
+    A kernel that a Jupyter server (JupyterLab, Notebook 7) starts for a session carries
+    ``JPY_SESSION_NAME`` in its environment; papermill and nbclient start kernels without a
+    server, so they never have it. ``CMI_TOOLKIT_INTERACTIVE=0/1`` overrides the guess.
+    """
+    import os
+
+    forced = os.environ.get("CMI_TOOLKIT_INTERACTIVE")
+    if forced is not None:
+        return forced not in ("", "0", "false", "False")
+    if os.environ.get("PAPERMILL_EXECUTION"):
         return False
     try:
         from IPython import get_ipython
@@ -27,7 +34,9 @@ def interactive() -> bool:
         shell = get_ipython()
     except ImportError:
         return False
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return False
+    return bool(os.environ.get("JPY_SESSION_NAME") or os.environ.get("VSCODE_PID"))
 
 
 def _key(row: dict) -> tuple[str, float]:

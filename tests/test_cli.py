@@ -11,13 +11,21 @@ from .glue_fixtures import write_task
 
 
 def test_suites_parse_and_expand():
-    for name in ("cpu", "paper"):
+    for name in ("cpu", "paper", "glue5"):
         spec = load_suite(name)
         runs = suite_runs(spec)
-        assert len(runs) == len(spec["tasks"]) * len(spec["seeds"]) * 5
+        assert len(runs) == len(spec["tasks"]) * len(spec["seeds"]) * (len(spec["finetune_methods"]) + len(spec["distill_methods"]))
         assert len({r.key for r in runs}) == len(runs)
     cpu = load_suite("cpu")
-    assert cpu["common"]["model"] == "minilm-l6" and set(cpu["tasks"]) == {"sst2", "mrpc", "rte", "wnli"}
+    assert suite_runs(cpu)[0].model == "minilm-l6" and set(cpu["tasks"]) == {"sst2", "mrpc", "rte", "wnli"}
+    glue5 = load_suite("glue5")
+    runs = suite_runs(glue5)
+    assert set(glue5["tasks"]) == {"sst2", "mrpc", "rte", "cola", "wnli"} and len(glue5["seeds"]) >= 5
+    teacher = next(r for r in runs if r.method == "mcmi")
+    student = next(r for r in runs if r.method == "kd_mcmi")
+    assert (teacher.space, teacher.centroid_mode) == ("output", "fixed") == (student.space, student.centroid_mode)
+    assert student.teacher().key == teacher.key  # the student's teacher is the suite's teacher run
+    assert next(r for r in runs if r.method == "cmi").space == "feature"  # the teacher section touches no other method
 
 
 def test_train_help_lists_dataclass_options():
@@ -42,13 +50,15 @@ def test_reproduce_and_report_on_fixture(tmp_path, tiny_model_dir, capsys):
     rows = list(csv.DictReader((results / "summary.csv").open()))
     assert {r["method"] for r in rows} == {"ce", "cmi", "mcmi", "student", "kd_ce", "kd_mcmi"}
     kd = next(r for r in rows if r["method"] == "kd_mcmi")
-    assert kd["seed_wins"] in ("0/1", "1/1") and kd["diff_mean"] != ""
+    student = next(r for r in rows if r["method"] == "student")
+    # a pair is compared unless one side is flagged degenerate (then it is excluded, and says so)
+    assert (kd["seed_wins"] in ("0/1", "1/1") and kd["diff_mean"] != "") or kd["flagged"] or student["flagged"]
     assert (figures / "glue_summary.html").read_text().count("<html") == 1
     capsys.readouterr()
     mtimes = {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")}
     assert main(argv) == 0  # the rerun skips finished runs
     assert {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")} == mtimes
-    assert "| wnli |" in capsys.readouterr().out
+    assert "| wnli (accuracy) |" in capsys.readouterr().out
 
 
 def test_cli_reports_bad_input_cleanly(tmp_path, capsys):
@@ -67,10 +77,13 @@ def test_train_takes_suite_defaults(tmp_path, tiny_model_dir, capsys):
     assert main(argv) == 0
     import json
 
-    record = json.loads(next((tmp_path / "r" / "runs").glob("*.json")).read_text())
+    records = [json.loads(p.read_text()) for p in (tmp_path / "r" / "runs").glob("*.json")]
+    record = next(r for r in records if r["params"]["method"] == "cmi")
+    assert {r["params"]["method"] for r in records} == {"cmi", "ce"}  # the CE twin of the mechanism check
     cpu = load_suite("cpu")["common"]
-    assert record["params"]["temperature"] == cpu["temperature"] and record["params"]["centroid_mode"] == cpu["centroid_mode"]
+    assert record["params"]["batch_size"] == cpu["batch_size"] and record["params"]["learning_rate"] == cpu["learning_rate"]
     assert record["params"]["epochs"] == 1  # the flag wins over the suite
+    assert record["params"]["task"] == "wnli" and record["suite"] is None
 
 
 def test_papermill_executor_shares_keys_with_the_package(tmp_path, tiny_model_dir):
@@ -87,7 +100,7 @@ def test_papermill_executor_shares_keys_with_the_package(tmp_path, tiny_model_di
     assert main(argv) == 0
     assert (results / "notebooks" / "wnli_seed0.ipynb").is_file()
     keys = {p.stem for p in (results / "runs").glob("*.json")}
-    assert keys == {cfg.key for cfg in suite_runs(load_suite(suite))}
+    assert keys == {cfg.store_key(str(tmp_path / "glue")) for cfg in suite_runs(load_suite(suite))}
     mtimes = {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")}
     assert main(argv[:-4] + ["--figures_dir", str(tmp_path / "figures")]) == 0  # package executor: all runs skipped
     assert {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")} == mtimes

@@ -17,8 +17,32 @@ def test_offline_minilm_loads_pretrained():
     model = load_classifier("minilm-l6", num_labels=3)
     assert model.config.num_hidden_layers == 6 and model.config.hidden_size == 384
     assert model.classifier.out_features == 3
-    # pretrained: the word embeddings are not at their random initialisation scale
     assert 20e6 < count_parameters(model) < 25e6
+    # pretrained: every encoder weight equals the packaged file's tensor (a random init would not)
+    from safetensors.torch import load_file
+
+    packaged = load_file(str(resolve_model("minilm-l6") + "/model.safetensors"))
+    ours = model.bert.state_dict()
+    shared = [k for k in packaged if k.removeprefix("bert.") in ours]
+    assert len(shared) >= 100
+    for k in shared:
+        assert torch.equal(ours[k.removeprefix("bert.")], packaged[k]), k
+
+
+@pytest.mark.slow
+def test_offline_minilm_knows_similar_sentences(tokenizer):
+    """Known behaviour of the pretrained sentence encoder: a paraphrase is closer than an unrelated sentence."""
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(resolve_model("minilm-l6")).eval()
+    sentences = ["A man is playing a guitar.", "Someone plays an acoustic guitar.", "The stock market fell sharply today."]
+    enc = tokenizer(sentences, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    para, unrelated = float(emb[0] @ emb[1]), float(emb[0] @ emb[2])
+    assert para > 0.6 and unrelated < 0.2, (para, unrelated)
 
 
 def test_make_student_keeps_layers_and_weights(tiny_model, tokenizer):

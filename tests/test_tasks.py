@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr
 
-from cmi_toolkit.tasks import TASKS, compute_metrics, get_task
+from cmi_toolkit.tasks import TASKS, UnknownTaskError, compute_metrics, get_task
 
 
 def test_registry_has_all_glue_tasks():
     assert set(TASKS) == {"cola", "sst2", "mrpc", "qqp", "mnli", "qnli", "rte", "wnli", "stsb"}
     assert get_task("SST-2") is get_task("sst2")
     assert get_task("mnli").num_labels == 3 and get_task("stsb").num_labels == 1
-    with pytest.raises(KeyError, match="Known tasks"):
+    with pytest.raises(UnknownTaskError, match="known tasks"):
         get_task("squad")
 
 

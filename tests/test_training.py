@@ -72,10 +72,10 @@ def test_execute_records_skips_and_distils(tmp_path, tiny_model_dir, monkeypatch
     glue = _easy_sst2(tmp_path / "glue")
     store = ResultStore(tmp_path / "results")
     rec = execute(_cfg(tiny_model_dir, method="kd_mcmi"), store, glue_dir=str(glue), progress=False)
-    teacher_key = _cfg(tiny_model_dir, method="mcmi").key
+    teacher_key = _cfg(tiny_model_dir, method="mcmi").store_key(str(glue))
     assert store.load(teacher_key) is not None and (store.root / "models" / teacher_key / "config.json").is_file()
     assert rec["params"]["method"] == "kd_mcmi" and rec["num_parameters"] < store.load(teacher_key)["num_parameters"]
-    assert set(rec["metrics"]) >= {"accuracy", "feature_cmi", "output_ncmi"} and rec["version"]
+    assert set(rec["metrics"]) >= {"accuracy", "feature_cmi", "output_ncmi"} and rec["provenance"]["package_version"]
     assert not (store.root / "checkpoints" / rec["key"]).exists()
 
     import cmi_toolkit.experiments as ex
@@ -171,6 +171,9 @@ def test_cli_train_under_torchrun_writes_one_record(tmp_path, tiny_model_dir):
            "--batch_size", "4", "--max_train_samples", "32"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    records = list((tmp_path / "res" / "runs").glob("*.json"))
-    assert len(records) == 1 and proc.stdout.count('"key"') == 1
-    assert json.loads(records[0].read_text())["train_steps"] == 4  # 32 rows / (4 per process * 2 processes)
+    records = [json.loads(p.read_text()) for p in (tmp_path / "res" / "runs").glob("*.json")]
+    assert sorted(r["params"]["method"] for r in records) == ["ce", "cmi"]  # the run and its CE twin, once each
+    assert proc.stdout.count('"key"') == 1
+    cmi = next(r for r in records if r["params"]["method"] == "cmi")
+    assert cmi["train_steps"] == 4  # 32 rows / (4 per process * 2 processes)
+    assert cmi["checks"]["mechanism"]["passed"] in (True, False)
