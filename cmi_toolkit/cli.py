@@ -285,7 +285,7 @@ def cmd_measure(argv: list[str]) -> int:
 class CoTArgs:
     dataset: str = field(default="cqa", metadata={"help": "cqa or svamp"})
     preset: str = field(default="cpu", metadata={"help": "cpu (offline minilm2minilm, 1000 examples), gpu (same student, all data) or paper (t5-base)"})
-    modes: str = field(default="label_only,dss,dss_mi", metadata={"help": "comma-separated: label_only, dss, dss_mi"})
+    modes: str = field(default="label_only,dss,dss_mi,dss_mi_var", metadata={"help": "comma-separated: label_only, dss, dss_mi (released L_MI), dss_mi_var (variational InfoNCE bound)"})
     seeds: str = field(default="0,1,2", metadata={"help": "comma-separated seeds"})
     cot_dir: str | None = field(default=None, metadata={"help": "CoT data folder; default $CMI_TOOLKIT_COT_DIR"})
     results_dir: str = field(default="results/cot", metadata={"help": "result store of the CoT runs"})

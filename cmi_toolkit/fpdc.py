@@ -124,11 +124,12 @@ class CentroidEstimator:
         sums = torch.zeros_like(self.centroids).index_add_(0, labels, probs)
         counts = torch.bincount(labels, minlength=self.num_classes).to(self.centroids)
         _all_reduce(sums, counts)
-        present = counts > 0
-        batch_mean = sums[present] / counts[present, None]
-        first = (self.seen[present] == 0)[:, None]
-        old = self.centroids[present]
-        self.centroids[present] = torch.where(first, batch_mean, self.momentum * old + (1 - self.momentum) * batch_mean)
+        # masks through torch.where rather than boolean indexing: no host synchronisation per step
+        present = (counts > 0)[:, None]
+        batch_mean = sums / counts.clamp_min(1)[:, None]
+        first = (self.seen == 0)[:, None]
+        moved = torch.where(first, batch_mean, self.momentum * self.centroids + (1 - self.momentum) * batch_mean)
+        self.centroids = torch.where(present, moved, self.centroids)
         self.seen += counts.long()
 
     def observe(self, probs: Tensor, labels: Tensor) -> None:

@@ -81,7 +81,8 @@ class LambdaExplorer:
         self.temperature = w.Dropdown(options=temps, value=temps[0], description="T")
         self.new_lambda = w.BoundedFloatText(value=lams[-1] * 2 if lams[-1] > 0 else 0.1, min=0.0, max=100.0,
                                              step=0.05, description="train at λ")
-        self.button = w.Button(description="train one more model", button_style="primary", icon="play")
+        self.button = w.Button(description="train one more model", button_style="primary", icon="play",
+                               layout={"width": "auto"})
         self.progress = w.IntProgress(value=0, min=0, max=100, description="", layout={"width": "300px"})
         self.status = w.HTML()
         self.out = w.Output()
@@ -102,14 +103,21 @@ class LambdaExplorer:
         if self.train_fn is None:
             self.status.value = "no training function was given"
             return
+        import html
+
         lam = float(self.new_lambda.value)
         self.button.disabled = True
         self.status.value = f"training at λ = {lam:g} ..."
         try:
             row = self.train_fn(lam, self.space.value, float(self.temperature.value), self.progress)
+        except Exception as exc:  # noqa: BLE001 - shown in the widget, not as a traceback in the log console
+            self.status.value = (f"<span style='color:#b00020'>training at λ = {lam:g} failed: "
+                                 f"{html.escape(' '.join(str(exc).split()) or type(exc).__name__)}</span>")
+            return
         finally:
             self.button.disabled = False
-        self.rows.append(row)
+        # a retrained lambda replaces its old point instead of adding a duplicate
+        self.rows = [r for r in self.rows if not (r["lambda"] == row["lambda"] and _key(r) == _key(row))] + [row]
         self.slider.options = [(f"{x:g}", x) for x in sorted({r["lambda"] for r in self.rows})]
         self.slider.value = lam
         self.status.value = f"λ = {lam:g}: accuracy {row['accuracy']:.4f}, CMI {row['cmi']:.4f}"

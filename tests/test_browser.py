@@ -95,9 +95,17 @@ def test_lambda_slider_changes_the_figure(lab, tmp_path):
                 "prev => { const t = document.querySelector('.widget-output .js-plotly-plot .gtitle');"
                 " return t && t.textContent !== prev; }", arg=before, timeout=60_000)
             after = _title(page)
+            # the real "train one more model" path: it trains at the λ in the box and the figure gains the point
+            page.get_by_role("button", name="train one more model").click()
+            page.get_by_text(re.compile(r"λ = 2: accuracy")).first.wait_for(timeout=240_000)
+            page.wait_for_function(
+                "() => { const t = document.querySelector('.widget-output .js-plotly-plot .gtitle');"
+                " return t && t.textContent.includes('selected λ = 2'); }", timeout=60_000)
+            points = page.evaluate("() => document.querySelector('.widget-output .js-plotly-plot').data[0].x.length")
             page.screenshot(path=str(tmp_path / "lab.png"))
         finally:
             page.screenshot(path=str(tmp_path / "lab_end.png"))
             browser.close()
     assert after != before and "selected λ = 1" in after
+    assert points == 4  # the three smoke λ values and the new one
     assert (work / "out" / "metrics.json").is_file()  # the notebook ran to the end in the browser

@@ -47,8 +47,8 @@ def write_cot(root: Path, n_train: int = 12, n_test: int = 4, files: int = 11) -
                  "choices": ["box", "shelf", "car", "pocket", "bank"], "answer": ["box", "shelf"][i % 2]}
                 for i in range(n)]
         (folder / f"cqa_{split}.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-        comps = [f"Item {i} goes in a {['box', 'shelf'][i % 2]}. So the answer is {['box', 'shelf'][i % 2]}.\n\nQ: next"
-                 for i in range(n)]
+        comps = [f"Item {i} goes in a {['box', 'shelf'][i % 2]}. So the answer is ({'ab'[i % 2]}) {['box', 'shelf'][i % 2]}."
+                 "\n\nQ: next" for i in range(n)]
         k = files if split == "train" else 1
         bounds = [j * n // k for j in range(k + 1)]  # contiguous, non-empty chunks in example order
         for j in range(k):
@@ -71,7 +71,7 @@ def test_fixture_order_and_errors(tmp_path):
     write_cot(tmp_path, n_train=12, files=11)  # files 0..10: numeric, not lexicographic, order
     ds = load_cot("cqa", tmp_path, check_counts=False)
     assert [r.split(" ")[1] for r in ds["train"]["rationale"]] == [str(i) for i in range(12)]
-    assert ds["train"]["rationale"][0] == "Item 0 goes in a box. So the answer is box."
+    assert ds["train"]["rationale"][0] == "Item 0 goes in a box. So the answer is (a) box."
     with pytest.raises(CoTFormatError, match="expected 9741"):
         load_cot("cqa", tmp_path)
     (tmp_path / "cqa" / "llm" / "train_CoT_10.json").unlink()

@@ -40,3 +40,24 @@ def test_explorer_slider_and_button(monkeypatch):
     assert explorer.progress.value == explorer.progress.max == 4
     assert [v for _, v in explorer.slider.options] == [0.0, 0.1, 1.0, 3.0] and explorer.slider.value == 3.0
     assert "λ = 3" in explorer.status.value
+
+
+def test_explorer_shows_errors_and_replaces_a_retrained_point(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    results = iter([RuntimeError("out of memory"), 0.42])
+
+    def train(lam, space, temperature, bar):
+        value = next(results)
+        if isinstance(value, Exception):
+            raise value
+        return {"lambda": lam, "space": space, "temperature": temperature, "accuracy": value, "cmi": 0.2, "ncmi": 0.04}
+
+    explorer = LambdaExplorer(list(ROWS), train_fn=train)
+    monkeypatch.setattr(explorer, "render", lambda: None)
+    explorer.new_lambda.value = 1.0
+    explorer.button.click()
+    assert "failed: out of memory" in explorer.status.value and not explorer.button.disabled
+    assert len(explorer.rows) == 3
+    explorer.button.click()  # lambda 1.0 again: replaces the old point
+    at_one = [r for r in explorer.rows if r["lambda"] == 1.0]
+    assert len(explorer.rows) == 3 and len(at_one) == 1 and at_one[0]["accuracy"] == 0.42

@@ -1,0 +1,193 @@
+"""CoT runs: one student trained and scored, a preset's seeds and variants, the table.
+
+A variant names the method: ``label_only``, ``dss`` (beta = 0), ``dss_mi`` (the released L_MI)
+and ``dss_mi_var`` (the variational InfoNCE bound). Records are keyed by the configuration and
+the fingerprint of the data files read; a rerun skips finished runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import torch
+
+from .data import COT_DIR_ENV, load_cot
+from .evaluation import CHANCE, choice_accuracy, choice_predictions, exact_match, teacher_accuracy
+from .trainer import PRESETS, CoTCollator, CoTConfig, CoTTrainer, build_seq2seq, generate, tokenize_cot
+
+__all__ = ["VARIANTS", "run_cot", "run_cot_suite", "cot_table", "cot_fingerprint"]
+
+VARIANTS: dict[str, dict[str, str]] = {
+    "label_only": {"mode": "label_only"},
+    "dss": {"mode": "dss"},
+    "dss_mi": {"mode": "dss_mi", "mi_mode": "released"},
+    "dss_mi_var": {"mode": "dss_mi", "mi_mode": "variational"},
+}
+NAMES = {"label_only": "label-only fine-tuning", "dss": "DSS (β = 0)", "dss_mi": "DSS + MI (released L_MI)",
+         "dss_mi_var": "DSS + MI (variational, InfoNCE)"}
+#: bump when what a record measures changes, so older records are not taken for new ones
+EVAL_VERSION = 2
+
+
+def variant_of(params: dict[str, Any]) -> str:
+    """The variant name of a record's parameters."""
+    if params["mode"] != "dss_mi":
+        return params["mode"]
+    return "dss_mi_var" if params.get("mi_mode") == "variational" else "dss_mi"
+
+
+def cot_fingerprint(dataset: str, source: str | os.PathLike | None = None) -> str:
+    """16 hex digits of the SHA-256 of every file :func:`load_cot` reads for ``dataset``."""
+    from pathlib import Path
+
+    root = Path(source or os.environ.get(COT_DIR_ENV, "")) / dataset
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*.json") if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_cot(cfg: CoTConfig, source: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None,
+            progress: bool = True, n_examples: int = 5, check_counts: bool = True) -> dict[str, Any]:
+    """Train one CoT student and score its label accuracy on the test subset; returns a record."""
+    import tempfile
+    import time
+
+    from transformers import Seq2SeqTrainingArguments, set_seed
+
+    from ..data import subset
+    from ..provenance import now, provenance
+
+    started = now()
+    set_seed(cfg.seed)
+    ds = load_cot(cfg.dataset, source, check_counts=check_counts)
+    train = subset(ds["train"], cfg.max_train_samples, cfg.data_seed)
+    test = subset(ds["test"], cfg.max_eval_samples, cfg.data_seed)
+    model, tok = build_seq2seq(cfg.model)
+    train_tok = tokenize_cot(train, tok, cfg.max_input_length, cfg.max_label_length, cfg.max_rationale_length)
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(output_dir or tempfile.mkdtemp(prefix="cot_")), per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, warmup_steps=0.1, weight_decay=0.01,
+        logging_steps=10, save_strategy="no", report_to=[], seed=cfg.seed, remove_unused_columns=False,
+        disable_tqdm=not progress, use_cpu=not torch.cuda.is_available(),
+        dataloader_pin_memory=torch.cuda.is_available())
+    trainer = CoTTrainer(model=model, args=args, train_dataset=train_tok, cot=cfg,
+                                    data_collator=CoTCollator(tok.pad_token_id))
+    t0 = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - t0
+    inputs = list(test["input"])
+    t0 = time.perf_counter()
+    preds = generate(trainer.model, tok, inputs, "predict: ", cfg.max_label_length,
+                     max_input_length=cfg.max_input_length)
+    metrics = {"exact_match": exact_match(cfg.dataset, preds, test["label"]),
+               "teacher_accuracy": teacher_accuracy(cfg.dataset, test["teacher_answer"], test["label"]),
+               "chance": CHANCE[cfg.dataset]}
+    if "choices" in test.column_names:
+        ranked = choice_predictions(trainer.model, tok, inputs, test["choices"], max_input_length=cfg.max_input_length,
+                                    max_label_length=cfg.max_label_length)
+        metrics["choice_accuracy"] = choice_accuracy(ranked, test["choices"], test["label"])
+    metrics["accuracy"] = metrics.get("choice_accuracy", metrics["exact_match"])
+    examples = []
+    if cfg.mode != "label_only" and n_examples:
+        rats = generate(trainer.model, tok, inputs[:n_examples], "explain: ", cfg.max_rationale_length,
+                        max_input_length=cfg.max_input_length)
+        examples = [{"input": x, "label": y, "predicted": p, "rationale": r}
+                    for x, y, p, r in zip(inputs[:n_examples], test["label"][:n_examples], preds[:n_examples], rats,
+                                          strict=True)]
+    first, last = trainer.term_log[:5], trainer.term_log[-5:]
+
+    def mean_terms(rows):
+        return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]} if rows else {}
+
+    return {"params": {**cfg.__dict__}, "metrics": metrics, "accuracy": metrics["accuracy"], "n_test": len(inputs),
+            "n_train": len(train), "examples": examples, "loss_start": mean_terms(first), "loss_end": mean_terms(last),
+            "steps": trainer.state.global_step, "train_s": train_s, "eval_s": time.perf_counter() - t0,
+            "provenance": provenance(next(trainer.model.parameters()).device, started=started)}
+
+
+def run_cot_suite(dataset: str = "cqa", preset: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2),
+                  modes: tuple[str, ...] = tuple(VARIANTS), source: str | os.PathLike | None = None,
+                  results_dir: str | os.PathLike = "results/cot", overrides: dict[str, Any] | None = None,
+                  progress: bool = True) -> list[dict[str, Any]]:
+    """Every (variant, seed) run of a preset, skipping those already in the store; returns the records."""
+    from tqdm.auto import tqdm
+
+    from ..results import ResultStore, run_key
+    from .data import _cot_root
+
+    if preset not in PRESETS:
+        raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    unknown = [m for m in modes if m not in VARIANTS]
+    if unknown:
+        raise ValueError(f"--modes: unknown {unknown}; choose from {', '.join(VARIANTS)}")
+    store = ResultStore(results_dir)
+    data = cot_fingerprint(dataset, _cot_root(source))
+    configs = [CoTConfig(**{**PRESETS[preset], **(overrides or {}), **VARIANTS[m], "dataset": dataset, "seed": s})
+               for s in seeds for m in modes]
+    store.check_writable()
+    records = []
+    for cfg in tqdm(configs, desc=f"CoT {dataset}", disable=not progress):
+        key = run_key({"kind": "cot", "eval_version": EVAL_VERSION, "data": data, **cfg.__dict__})
+        record = store.load(key)
+        if record is None:
+            record = {**run_cot(cfg, source, progress=False), "key": key, "preset": preset, "data": {"digest": data}}
+            store.save(key, record)
+        records.append(record)
+    return records
+
+
+def cot_table(records: list[dict[str, Any]]) -> str:
+    """Markdown: each variant's accuracies (mean ± sd over seeds) and paired 95 % intervals.
+
+    The headline metric is choice accuracy on CQA and exact (numeric) match on SVAMP; each
+    variant is compared with label-only fine-tuning and the MI variants also with DSS, paired by
+    seed (:func:`cmi_toolkit.evidence.paired_comparison`). Reference lines: chance and the LLM
+    teacher's own accuracy on the same examples.
+    """
+    import numpy as np
+
+    from ..evidence import paired_comparison
+
+    by: dict[str, dict[int, dict]] = {}
+    for r in records:
+        by.setdefault(variant_of(r["params"]), {})[r["params"]["seed"]] = r
+    head = "choice_accuracy" if any("choice_accuracy" in r.get("metrics", {}) for r in records) else "exact_match"
+
+    def pct(values):
+        a = np.asarray(values, dtype=float)
+        return f"{100 * a.mean():.2f} ± {100 * (a.std(ddof=1) if len(a) > 1 else 0.0):.2f}"
+
+    def versus(variant, base):
+        shared = sorted(set(by.get(variant, {})) & set(by.get(base, {})))
+        if variant == base or not shared:
+            return ""
+        c = paired_comparison([by[variant][s]["metrics"][head] for s in shared],
+                              [by[base][s]["metrics"][head] for s in shared])
+        if c["n"] < 2:
+            return f"{100 * c['mean']:+.2f} (1 seed)"
+        return (f"{100 * c['mean']:+.2f} [{100 * c['low']:+.2f}, {100 * c['high']:+.2f}], "
+                f"{c['won']}/{c['n']}, {c['verdict']}")
+
+    label = "choice accuracy (%)" if head == "choice_accuracy" else "accuracy (%)"
+    lines = [f"| method | seeds | {label} | exact match (%) | Δ vs label-only [95 % CI], seeds won, verdict | Δ vs DSS |",
+             "|---|---|---|---|---|---|"]
+    for variant in VARIANTS:
+        if variant not in by:
+            continue
+        rows = [by[variant][s] for s in sorted(by[variant])]
+        lines.append(f"| {NAMES[variant]} | {len(rows)} | {pct([r['metrics'][head] for r in rows])} | "
+                     f"{pct([r['metrics']['exact_match'] for r in rows])} | {versus(variant, 'label_only')} | "
+                     f"{versus(variant, 'dss') if variant.startswith('dss_mi') else ''} |")
+    any_rec = records[0]["metrics"] if records else {}
+    refs = []
+    if any_rec.get("chance") is not None:
+        refs.append(f"chance {100 * any_rec['chance']:.0f} %")
+    if "teacher_accuracy" in any_rec:
+        refs.append(f"the LLM teacher's own answers {100 * any_rec['teacher_accuracy']:.2f} % on the same examples")
+    if refs:
+        lines += ["", "Reference lines: " + "; ".join(refs) + "."]
+    return "\n".join(lines)
