@@ -318,6 +318,25 @@ def cmd_cot(argv: list[str]) -> int:
     return 0
 
 
+@dataclass
+class ReadmeArgs:
+    readme: str = field(default="README.md", metadata={"help": "the file whose '<!-- table: ... -->' blocks to regenerate"})
+    check: bool = field(default=False, metadata={"help": "only compare: exit 1 when a block differs from the records"})
+
+
+def cmd_readme(argv: list[str]) -> int:
+    """Regenerate the README's result tables from the run records (--check only compares)."""
+    from transformers import HfArgumentParser
+
+    from .readme import update
+
+    (args,) = HfArgumentParser(ReadmeArgs).parse_args_into_dataclasses(argv)
+    changed = update(args.readme, check=args.check)
+    verb = "differ from the records" if args.check else "regenerated"
+    print(f"{len(changed)} table(s) {verb}" + (": " + "; ".join(changed) if changed else ""))
+    return 1 if args.check and changed else 0
+
+
 def cmd_tasks(argv: list[str]) -> int:
     """List the GLUE tasks the kit knows."""
     from .tasks import TASKS
@@ -337,6 +356,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "reproduce": cmd_reproduce,
     "report": cmd_report,
     "cot": cmd_cot,
+    "readme": cmd_readme,
     "tasks": cmd_tasks,
 }
 

@@ -231,8 +231,10 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if shared:
                 cmp = paired_comparison([good[s]["metrics"][metric] for s in shared],
                                         [other[s]["metrics"][metric] for s in shared])
+                unchecked = any("checks" not in r for r in [*(good[s] for s in shared), *(other[s] for s in shared)])
                 row.update(baseline=base, diff_mean=cmp["mean"], diff_low=cmp["low"], diff_high=cmp["high"],
-                           p=cmp["p"], seed_wins=f"{cmp['won']}/{cmp['n']}", mde80=cmp["mde80"], verdict=cmp["verdict"])
+                           p=cmp["p"], seed_wins=f"{cmp['won']}/{cmp['n']}", mde80=cmp["mde80"],
+                           verdict=cmp["verdict"] + (" †" if unchecked else ""))
         rows.append(row)
     return rows
 
@@ -294,6 +296,17 @@ def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, o
     return paths
 
 
+def caveats(rows: list[dict[str, Any]]) -> list[str]:
+    """The lines that say which records predate the checks (and what † means)."""
+    unchecked = sum(r["unchecked"] for r in rows)
+    missing = sum(r["no_provenance"] for r in rows)
+    if not (unchecked or missing):
+        return []
+    return ["", f"† Caveat: {unchecked} record(s) predate the degenerate-run and mechanism checks and {missing} carry "
+            "no provenance (commit, library versions, device, data fingerprint); their flags are unknown, not clean, "
+            "so a verdict marked † holds only if those runs learned."]
+
+
 def summary_markdown(rows: list[dict[str, Any]], title: str, ignored: int = 0) -> list[str]:
     """The whole summary.md: how to read it, the table, majority-class scores, caveats."""
     lines = [f"# {title}", "",
@@ -308,12 +321,7 @@ def summary_markdown(rows: list[dict[str, Any]], title: str, ignored: int = 0) -
     if majority:
         lines += ["", "Majority-class score (always predict the training set's majority class): "
                   + ", ".join(f"{t} {_pct(v)}" for t, v in sorted(majority.items())) + "."]
-    unchecked = sum(r["unchecked"] for r in rows)
-    missing = sum(r["no_provenance"] for r in rows)
-    if unchecked or missing:
-        lines += ["", f"Caveat: {unchecked} record(s) predate the degenerate-run and mechanism checks and "
-                  f"{missing} carry no provenance (commit, library versions, device, data fingerprint); "
-                  "their flags are unknown, not clean."]
+    lines += caveats(rows)
     if ignored:
         lines += ["", f"{ignored} other record(s) in the store belong to no run of this suite and were ignored."]
     return lines

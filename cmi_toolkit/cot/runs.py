@@ -17,7 +17,7 @@ from .data import COT_DIR_ENV, load_cot
 from .evaluation import CHANCE, choice_accuracy, choice_predictions, exact_match, teacher_accuracy
 from .trainer import PRESETS, CoTCollator, CoTConfig, CoTTrainer, build_seq2seq, generate, tokenize_cot
 
-__all__ = ["VARIANTS", "run_cot", "run_cot_suite", "cot_table", "cot_fingerprint"]
+__all__ = ["VARIANTS", "run_cot", "run_cot_suite", "cot_table", "cot_fingerprint", "preset_records"]
 
 VARIANTS: dict[str, dict[str, str]] = {
     "label_only": {"mode": "label_only"},
@@ -140,6 +140,44 @@ def run_cot_suite(dataset: str = "cqa", preset: str = "cpu", seeds: tuple[int, .
     return records
 
 
+def preset_records(records: list[dict[str, Any]], dataset: str, preset: str,
+                   overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The records whose parameters are exactly those of ``preset`` (with ``overrides``) on ``dataset``.
+
+    Two records for the same (variant, seed) raise :class:`~cmi_toolkit.results.DuplicateRunError`.
+    """
+    from dataclasses import asdict
+
+    from ..results import DuplicateRunError
+
+    wanted = {}
+    for variant, fields in VARIANTS.items():
+        cfg = CoTConfig(**{**PRESETS[preset], **(overrides or {}), **fields, "dataset": dataset})
+        params = asdict(cfg)
+        params.pop("seed")
+        wanted[variant] = params
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in records:
+        p = {k: v for k, v in r["params"].items() if k != "seed"}
+        variant = variant_of(r["params"])
+        if wanted.get(variant) != p:
+            continue
+        slot = (variant, r["params"]["seed"])
+        if slot in found:
+            raise DuplicateRunError(f"records {found[slot].get('key')} and {r.get('key')} both claim CoT {dataset} "
+                                    f"preset {preset}, {variant}, seed {slot[1]}; move one out of the store")
+        found[slot] = r
+    return list(found.values())
+
+
+def _metric(record: dict[str, Any], name: str) -> float:
+    """A record's metric; records made before choice ranking hold exact match as ``accuracy``."""
+    m = record.get("metrics", {})
+    if name == "exact_match" and name not in m:
+        return m["accuracy"]
+    return m[name]
+
+
 def cot_table(records: list[dict[str, Any]]) -> str:
     """Markdown: each variant's accuracies (mean ± sd over seeds) and paired 95 % intervals.
 
@@ -165,22 +203,23 @@ def cot_table(records: list[dict[str, Any]]) -> str:
         shared = sorted(set(by.get(variant, {})) & set(by.get(base, {})))
         if variant == base or not shared:
             return ""
-        c = paired_comparison([by[variant][s]["metrics"][head] for s in shared],
-                              [by[base][s]["metrics"][head] for s in shared])
+        c = paired_comparison([_metric(by[variant][s], head) for s in shared],
+                              [_metric(by[base][s], head) for s in shared])
         if c["n"] < 2:
             return f"{100 * c['mean']:+.2f} (1 seed)"
         return (f"{100 * c['mean']:+.2f} [{100 * c['low']:+.2f}, {100 * c['high']:+.2f}], "
                 f"{c['won']}/{c['n']}, {c['verdict']}")
 
-    label = "choice accuracy (%)" if head == "choice_accuracy" else "accuracy (%)"
-    lines = [f"| method | seeds | {label} | exact match (%) | Δ vs label-only [95 % CI], seeds won, verdict | Δ vs DSS |",
-             "|---|---|---|---|---|---|"]
+    choice = head == "choice_accuracy"
+    lines = [f"| method | seeds |{' choice accuracy (%) |' if choice else ''} exact match (%) | "
+             "Δ vs label-only [95 % CI], seeds won, verdict | Δ vs DSS |",
+             "|---|---|---|---|---|" + ("---|" if choice else "")]
     for variant in VARIANTS:
         if variant not in by:
             continue
         rows = [by[variant][s] for s in sorted(by[variant])]
-        lines.append(f"| {NAMES[variant]} | {len(rows)} | {pct([r['metrics'][head] for r in rows])} | "
-                     f"{pct([r['metrics']['exact_match'] for r in rows])} | {versus(variant, 'label_only')} | "
+        lines.append(f"| {NAMES[variant]} | {len(rows)} |{' ' + pct([_metric(r, head) for r in rows]) + ' |' if choice else ''} "
+                     f"{pct([_metric(r, 'exact_match') for r in rows])} | {versus(variant, 'label_only')} | "
                      f"{versus(variant, 'dss') if variant.startswith('dss_mi') else ''} |")
     any_rec = records[0]["metrics"] if records else {}
     refs = []
@@ -190,4 +229,7 @@ def cot_table(records: list[dict[str, Any]]) -> str:
         refs.append(f"the LLM teacher's own answers {100 * any_rec['teacher_accuracy']:.2f} % on the same examples")
     if refs:
         lines += ["", "Reference lines: " + "; ".join(refs) + "."]
+    legacy = sum("provenance" not in r for r in records)
+    if legacy:
+        lines += ["", f"{legacy} record(s) predate choice ranking, reference lines and provenance: exact match only."]
     return "\n".join(lines)
