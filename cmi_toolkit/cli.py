@@ -319,6 +319,51 @@ def cmd_cot(argv: list[str]) -> int:
 
 
 @dataclass
+class SearchArgs:
+    kind: str = field(default="minimiser", metadata={"help": "minimiser (CE + λ·CMI vs CE) or teacher (its student vs the CE teacher's)"})
+    seeds: str = field(default="0,1,2", metadata={"help": "comma-separated seeds (at least 3)"})
+    budgets: str = field(default="1,3", metadata={"help": "comma-separated epoch budgets of the successive halving"})
+    grid: str | None = field(default=None, metadata={"help": "a YAML file mapping space/temperature/cmi_weight/centroid_mode to lists (default: the kit's grid)"})
+
+
+def cmd_search(argv: list[str]) -> int:
+    """Choose CMI settings on held-out training data (Optuna grid + successive halving); prints the table."""
+    from transformers import HfArgumentParser
+
+    from .experiments import RunConfig
+    from .results import ResultStore, atomic_write_text
+    from .search import search_settings
+
+    parser = HfArgumentParser((SearchArgs, RunConfig, StoreArgs))
+    parser.set_defaults(results_dir="results/search")
+    args, base, store_args = parser.parse_args_into_dataclasses(argv)
+    grid = None
+    if args.grid:
+        import yaml
+
+        try:
+            grid = yaml.safe_load(open(args.grid, encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{args.grid}: cannot read the grid ({exc})") from None
+    out = search_settings(base, ResultStore(store_args.results_dir), grid, kind=args.kind,
+                          seeds=_split(args.seeds, int, "--seeds"), budgets=_split(args.budgets, float, "--budgets"),
+                          glue_dir=store_args.glue_dir)
+    lines = [f"Held-out settings search, {base.task}, {args.kind}; rule: {out['rule']}.", "",
+             "| space | T | λ | centroids | budget (epochs) | mean gain (points) | per seed | pruned |", "|---|---|---|---|---|---|---|---|"]
+    for r in out["table"]:
+        gain = "refused (mechanism)" if r["gain"] == float("-inf") else f"{100 * r['gain']:+.2f}"
+        lines.append(f"| {r['space']} | {r['temperature']:g} | {r['cmi_weight']:g} | {r['centroid_mode']} | {r['budget']:g} | "
+                     f"{gain} | {', '.join(f'{100 * g:+.2f}' for g in r['gains'])} | {'yes' if r['pruned'] else ''} |")
+    w = out["winner"]
+    lines += ["", "winner: " + (", ".join(f"{k}={w[k]}" for k in ("space", "temperature", "cmi_weight", "centroid_mode"))
+                                if w else "none (every candidate was refused or pruned)")]
+    text = "\n".join(lines)
+    atomic_write_text(f"{store_args.results_dir}/search_{base.task}_{args.kind}.md", text + "\n")
+    print(text)
+    return 0
+
+
+@dataclass
 class ReadmeArgs:
     readme: str = field(default="README.md", metadata={"help": "the file whose '<!-- table: ... -->' blocks to regenerate"})
     check: bool = field(default=False, metadata={"help": "only compare: exit 1 when a block differs from the records"})
@@ -357,6 +402,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "report": cmd_report,
     "cot": cmd_cot,
     "readme": cmd_readme,
+    "search": cmd_search,
     "tasks": cmd_tasks,
 }
 

@@ -70,6 +70,7 @@ class RunConfig:
     student_model: str | None = field(default=None, metadata={"help": "a separate student model id instead of make_student"})
     kd_alpha: float = field(default=0.5, metadata={"help": "alpha of the distillation loss"})
     kd_temperature: float = field(default=4.0, metadata={"help": "T of the distillation loss"})
+    bf16: bool = field(default=False, metadata={"help": "bf16 autocast (GPU); off by default, and part of the key"})
 
     def __post_init__(self):
         from .fpdc import MODES
@@ -119,8 +120,11 @@ class RunConfig:
         """The parameters that matter for this method (hashed into the key).
 
         A ``kd_mcmi`` student keeps its teacher's CMI settings: another teacher is another run.
+        ``bf16`` appears only when on, so full-precision runs keep their keys.
         """
         p = asdict(self)
+        if not p["bf16"]:
+            p.pop("bf16")
         if self.method in ("ce", "student", "kd_ce"):
             for k in CMI_FIELDS:
                 p.pop(k)
@@ -227,6 +231,7 @@ def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teache
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         use_cpu=not torch.cuda.is_available(),
+        bf16=cfg.bf16,
         ddp_find_unused_parameters=False,  # every parameter of a sequence classifier takes part in the loss
         # several CPU processes (torchrun / accelerate launch) talk over gloo
         ddp_backend="gloo" if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
