@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from . import defaults as D
-from .results import ResultStore, run_key
+from .results import ResultStore, claimed_suites, run_key
 
 __all__ = ["METHODS", "RunConfig", "TrainedRun", "execute", "lambda_sweep", "sweep_row", "train_and_measure", "train_model", "prepare_data"]
 
@@ -368,6 +368,9 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
     key = cfg.store_key(fingerprint=fingerprint)
     record = store.load(key)
     if record is not None:
+        if suite and suite not in claimed_suites(record):  # the same run, now also part of this suite
+            record["also_suites"] = [*record.get("also_suites", []), suite]
+            store.save(key, record)
         return record
     store.check_writable()  # before hours of training, not after
     started = now()

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CorruptResultError", "StoreError", "DuplicateRunError", "atomic_write_text", "write_json", "run_key", "ResultStore"]
+__all__ = ["claimed_suites", "CorruptResultError", "StoreError", "DuplicateRunError", "atomic_write_text", "write_json", "run_key", "ResultStore"]
 
 
 class CorruptResultError(RuntimeError):
@@ -60,6 +60,11 @@ def run_key(params: dict[str, Any]) -> str:
     """First 16 hex digits of the SHA-256 of the canonical JSON of ``params``."""
     canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def claimed_suites(record: dict[str, Any]) -> list[str]:
+    """The suites a record was run for (``suite``) or reused by (``also_suites``)."""
+    return [x for x in [record.get("suite"), *record.get("also_suites", [])] if x]
 
 
 class ResultStore:
@@ -117,6 +122,9 @@ class ResultStore:
     def select(self, wanted: dict[str, tuple[str, str, int]], suite: str) -> tuple[list[dict[str, Any]], int]:
         """The records of one suite: ``wanted`` maps a run's parameter key to its (task, method, seed).
 
+        A record belongs to the suite when its parameters are one of ``wanted`` and it claims the
+        suite (:func:`claimed_suites`); ad-hoc records claim none.
+
         Returns (records, number of records ignored as not of this suite). Two records with the
         same parameters (e.g. the same run on two versions of the data) raise
         :class:`DuplicateRunError` naming both files: the report would otherwise pick one silently.
@@ -125,7 +133,7 @@ class ResultStore:
         ignored = 0
         for path, record in self.items():
             pkey = run_key(record["params"])
-            if pkey not in wanted:
+            if pkey not in wanted or suite not in claimed_suites(record):
                 ignored += 1
                 continue
             if pkey in found:

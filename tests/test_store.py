@@ -102,8 +102,8 @@ def test_two_records_claiming_one_run_stop_the_report(tmp_path, tiny_model_dir):
     spec = load_suite(_fixture_suite(tmp_path, tiny_model_dir))
     store = ResultStore(tmp_path / "results")
     (cfg,) = suite_runs(spec)
-    first = execute(cfg, store, glue_dir=str(tmp_path / "a"), progress=False)
-    second = execute(cfg, store, glue_dir=str(tmp_path / "b"), progress=False)
+    first = execute(cfg, store, glue_dir=str(tmp_path / "a"), progress=False, suite="fixture")
+    second = execute(cfg, store, glue_dir=str(tmp_path / "b"), progress=False, suite="fixture")
     with pytest.raises(DuplicateRunError) as err:
         report(store, spec)
     message = str(err.value)
@@ -192,3 +192,18 @@ def test_legacy_records_are_reported_with_their_caveat():
 
     lines = summary_markdown(summarise(records), "t")
     assert any("predate the degenerate-run and mechanism checks" in line for line in lines)
+
+
+def test_a_run_reused_by_another_suite_is_claimed_by_both(tmp_path, tiny_model_dir):
+    write_task(tmp_path / "g", "wnli", n=16)
+    spec = load_suite(_fixture_suite(tmp_path, tiny_model_dir))
+    store = ResultStore(tmp_path / "results")
+    (cfg,) = suite_runs(spec)
+    first = execute(cfg, store, glue_dir=str(tmp_path / "g"), progress=False, suite="fixture")
+    again = execute(cfg, store, glue_dir=str(tmp_path / "g"), progress=False, suite="other")  # not retrained
+    assert again["key"] == first["key"] and again["also_suites"] == ["other"]
+    for name in ("fixture", "other"):
+        records, ignored = store.select({cfg.key: ("wnli", "ce", 0)}, name)
+        assert len(records) == 1 and ignored == 0
+    records, ignored = store.select({cfg.key: ("wnli", "ce", 0)}, "third")
+    assert records == [] and ignored == 1
