@@ -19,7 +19,7 @@ export CMI_TOOLKIT_GLUE_DIR ?= $(GLUE_DIR)
 export CMI_TOOLKIT_COT_DIR ?= $(COT_DIR)
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup demo test lint lab bench clean browser-deps data-dirs
+.PHONY: setup demo test lint lab bench clean browser-deps data-dirs notebooks-sync readme
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ bench: setup
 	$(BIN)/python benchmarks/bench_cmi_step.py
 	$(BIN)/python benchmarks/bench_measure.py
 	$(BIN)/python benchmarks/bench_throughput.py
+
+# each notebook is paired with a py:percent twin (notebooks/jupytext.toml); edit either, then sync
+notebooks-sync: setup
+	cd notebooks && ../$(BIN)/jupytext --sync 0*.ipynb
+
+# the README's result tables, regenerated from the records
+readme: setup
+	$(BIN)/cmi-toolkit readme
 
 # the data folders the other targets export (a test checks they are absolute)
 data-dirs:

@@ -284,7 +284,7 @@ def cmd_measure(argv: list[str]) -> int:
 @dataclass
 class CoTArgs:
     dataset: str = field(default="cqa", metadata={"help": "cqa or svamp"})
-    preset: str = field(default="cpu", metadata={"help": "cpu (offline minilm2minilm, 1000 examples), gpu (same student, all data) or paper (t5-base)"})
+    preset: str = field(default="cpu", metadata={"help": "cpu (a pipeline check: offline minilm2minilm, 1000 examples), gpu (DSS schedule: batch 64, 4000 steps, checkpoint by held-out score), gpu2ep (the earlier 2-epoch GPU preset) or paper (t5-base)"})
     modes: str = field(default="label_only,dss,dss_mi,dss_mi_var", metadata={"help": "comma-separated: label_only, dss, dss_mi (released L_MI), dss_mi_var (variational InfoNCE bound)"})
     seeds: str = field(default="0,1,2", metadata={"help": "comma-separated seeds"})
     cot_dir: str | None = field(default=None, metadata={"help": "CoT data folder; default $CMI_TOOLKIT_COT_DIR"})
@@ -306,6 +306,9 @@ def cmd_cot(argv: list[str]) -> int:
     (args,) = HfArgumentParser(CoTArgs).parse_args_into_dataclasses(argv)
     overrides = {k: getattr(args, k) for k in ("max_train_samples", "max_eval_samples", "epochs", "beta", "mask_padding")
                  if getattr(args, k) is not None}
+    if args.preset == "cpu":
+        print("preset cpu: a pipeline check on 2 CPU cores; its numbers are not meaningful (use --preset gpu)",
+              file=sys.stderr)
     seeds = _split(args.seeds, int, "--seeds")
     modes = _split(args.modes, name="--modes")
     if seeds is None or modes is None:

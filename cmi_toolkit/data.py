@@ -36,6 +36,7 @@ __all__ = [
     "GlueFormatError",
     "glue_features",
     "read_glue_split",
+    "read_utf8",
     "load_glue",
     "subset",
     "subset_indices",
@@ -92,14 +93,17 @@ def _parse_label(task: GlueTask, raw: str, where: str) -> int | float:
     )
 
 
-def _read_utf8(path: Path) -> str:
-    """The file's text (a leading byte-order mark, as in MRPC, is dropped); bad bytes name the line."""
+def read_utf8(path: Path, error: type[Exception] | None = None) -> str:
+    """The file's text (a leading byte-order mark, as in MRPC, is dropped).
+
+    A byte that is not UTF-8 raises ``error`` (default :class:`GlueFormatError`) naming the file and line.
+    """
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise GlueFormatError(
+        raise (error or GlueFormatError)(
             f"{path}, line {line}: byte {raw[exc.start:exc.start + 1]!r} is not UTF-8; "
             "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
         ) from None
@@ -111,7 +115,7 @@ def read_glue_split(task: GlueTask | str, path: str | os.PathLike) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise GlueFormatError(f"{path}: missing file; expected {task.name} split in the GLUE layout ({_layout(task)})")
-    text = _read_utf8(path)
+    text = read_utf8(path)
     lines = text.splitlines()
     if not lines or (task.header and len(lines) == 1):
         raise GlueFormatError(f"{path}: empty file; expected {_layout(task)}")

@@ -149,3 +149,18 @@ def test_suite_records_choice_accuracy_references_and_table(tiny_seq2seq, tmp_pa
     assert "choice accuracy (%)" in table and "DSS + MI (variational, InfoNCE)" in table
     assert "chance 20 %" in table and "the LLM teacher's own answers 100.00 %" in table
     assert "[" in table and ("no difference detected" in table or "better" in table or "worse" in table)
+
+
+def test_checkpoint_is_chosen_on_heldout_training_data(tiny_seq2seq, tmp_path):  # noqa: F811
+    from cmi_toolkit.cot import run_cot
+    from cmi_toolkit.cot.runs import _score
+
+    write_cot(tmp_path / "cot", n_train=20, n_test=4, files=2)
+    cfg = CoTConfig(dataset="cqa", mode="dss", model=str(tiny_seq2seq), max_train_samples=None, max_eval_samples=None,
+                    batch_size=8, max_steps=6, learning_rate=3e-3, max_rationale_length=24, max_label_length=6,
+                    heldout_samples=4, eval_every=2)
+    rec = run_cot(cfg, tmp_path / "cot", progress=False, check_counts=False, n_examples=0)
+    curve = rec["metrics"]["heldout_curve"]
+    assert [step for step, _ in curve] == [2, 4, 6] and rec["n_train"] == 16 and rec["steps"] == 6
+    best = max(score for _, score in curve)
+    assert rec["metrics"]["selected_step"] == next(step for step, score in curve if score == best)

@@ -8,14 +8,14 @@ from .conftest import REPO
 def test_readme_tables_equal_the_records():
     text = (REPO / "README.md").read_text()
     specs = [m.group("spec") for m in BLOCK.finditer(text)]
-    assert {"glue cpu", "glue cpu5", "cot cqa gpu"} <= set(specs)
+    assert {"glue cpu", "glue cpu5", "cot cqa gpu2ep"} <= set(specs)
     assert update(REPO / "README.md", check=True) == [], "run `cmi-toolkit readme` and commit the README"
 
 
 def test_a_typed_number_is_caught(tmp_path):
     readme = tmp_path / "README.md"
-    block = render("cot cqa gpu")
-    readme.write_text(f"x\n<!-- table: cot cqa gpu -->\n{block.replace('14.11', '19.99', 1)}\n<!-- /table -->\n")
-    assert update(readme, check=True) == ["cot cqa gpu"]
+    block = render("cot cqa gpu2ep")
+    readme.write_text(f"x\n<!-- table: cot cqa gpu2ep -->\n{block.replace('14.11', '19.99', 1)}\n<!-- /table -->\n")
+    assert update(readme, check=True) == ["cot cqa gpu2ep"]
     update(readme)
     assert "14.11" in readme.read_text() and "19.99" not in readme.read_text()

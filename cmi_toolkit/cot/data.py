@@ -35,14 +35,10 @@ def _cot_root(source: str | os.PathLike | None) -> Path:
 
 
 def _read_text(path: Path) -> str:
-    """UTF-8 text of ``path``; a bad byte is an error naming the file and line."""
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise CoTFormatError(f"{path}, line {line}: byte {raw[exc.start:exc.start + 1]!r} is not UTF-8; "
-                             "re-save the file as UTF-8") from None
+    """UTF-8 text of ``path``; a bad byte is a :class:`CoTFormatError` naming the file and line."""
+    from ..data import read_utf8
+
+    return read_utf8(path, CoTFormatError)
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import torch
+from transformers import TrainerCallback
 
 from .data import COT_DIR_ENV, load_cot
 from .evaluation import CHANCE, choice_accuracy, choice_predictions, exact_match, teacher_accuracy
@@ -50,6 +51,50 @@ def cot_fingerprint(dataset: str, source: str | os.PathLike | None = None) -> st
     return h.hexdigest()[:16]
 
 
+def _score(cfg: CoTConfig, model, tok, split) -> float:
+    """The headline metric of ``model`` on ``split``: choice accuracy (CQA) or numeric exact match (SVAMP)."""
+    inputs = list(split["input"])
+    if "choices" in split.column_names:
+        ranked = choice_predictions(model, tok, inputs, split["choices"], max_input_length=cfg.max_input_length,
+                                    max_label_length=cfg.max_label_length)
+        return choice_accuracy(ranked, split["choices"], split["label"])
+    preds = generate(model, tok, inputs, "predict: ", cfg.max_label_length, max_input_length=cfg.max_input_length)
+    return exact_match(cfg.dataset, preds, split["label"])
+
+
+class HeldoutSelector(TrainerCallback):
+    """Scores the student on held-out training examples every ``eval_every`` steps and keeps the best weights.
+
+    The test split is never looked at: the checkpoint is chosen on training data alone.
+    """
+
+    def __init__(self, cfg: CoTConfig, tokenizer, heldout):
+        self.cfg, self.tok, self.heldout = cfg, tokenizer, heldout
+        self.best, self.best_step, self.state, self.curve = -1.0, 0, None, []
+
+    def _evaluate(self, model, step: int) -> None:
+        with torch.random.fork_rng(devices=[]):
+            score = _score(self.cfg, model, self.tok, self.heldout)
+        model.train()
+        self.curve.append([step, score])
+        if score > self.best:
+            self.best, self.best_step = score, step
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.cfg.eval_every == 0:
+            self._evaluate(model, state.global_step)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if not self.curve or self.curve[-1][0] != state.global_step:
+            self._evaluate(model, state.global_step)
+
+    def restore(self, model) -> None:
+        """Load the best held-out weights into ``model``."""
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+
 def run_cot(cfg: CoTConfig, source: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None,
             progress: bool = True, n_examples: int = 5, check_counts: bool = True) -> dict[str, Any]:
     """Train one CoT student and score its label accuracy on the test subset; returns a record."""
@@ -66,18 +111,30 @@ def run_cot(cfg: CoTConfig, source: str | os.PathLike | None = None, output_dir:
     ds = load_cot(cfg.dataset, source, check_counts=check_counts)
     train = subset(ds["train"], cfg.max_train_samples, cfg.data_seed)
     test = subset(ds["test"], cfg.max_eval_samples, cfg.data_seed)
+    heldout = None
+    if cfg.heldout_samples:
+        if cfg.heldout_samples >= len(train):
+            raise ValueError(f"heldout_samples {cfg.heldout_samples} leaves no training data ({len(train)} examples)")
+        parts = train.train_test_split(test_size=cfg.heldout_samples, seed=cfg.data_seed)
+        train, heldout = parts["train"], parts["test"]
     model, tok = build_seq2seq(cfg.model)
     train_tok = tokenize_cot(train, tok, cfg.max_input_length, cfg.max_label_length, cfg.max_rationale_length)
     args = Seq2SeqTrainingArguments(
         output_dir=str(output_dir or tempfile.mkdtemp(prefix="cot_")), per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, warmup_steps=0.1, weight_decay=0.01,
-        logging_steps=10, save_strategy="no", report_to=[], seed=cfg.seed, remove_unused_columns=False,
-        disable_tqdm=not progress, use_cpu=not torch.cuda.is_available(),
+        learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_steps=0.1,
+        weight_decay=0.01, logging_steps=10, save_strategy="no", report_to=[], seed=cfg.seed,
+        remove_unused_columns=False, disable_tqdm=not progress, use_cpu=not torch.cuda.is_available(),
         dataloader_pin_memory=torch.cuda.is_available())
     trainer = CoTTrainer(model=model, args=args, train_dataset=train_tok, cot=cfg,
-                                    data_collator=CoTCollator(tok.pad_token_id))
+                         data_collator=CoTCollator(tok.pad_token_id))
+    selector = None
+    if heldout is not None:
+        selector = HeldoutSelector(cfg, tok, heldout)
+        trainer.add_callback(selector)
     t0 = time.perf_counter()
     trainer.train()
+    if selector is not None:
+        selector.restore(trainer.model)
     train_s = time.perf_counter() - t0
     inputs = list(test["input"])
     t0 = time.perf_counter()
@@ -103,6 +160,9 @@ def run_cot(cfg: CoTConfig, source: str | os.PathLike | None = None, output_dir:
     def mean_terms(rows):
         return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]} if rows else {}
 
+    if selector is not None:
+        metrics["selected_step"] = selector.best_step
+        metrics["heldout_curve"] = selector.curve
     return {"params": {**cfg.__dict__}, "metrics": metrics, "accuracy": metrics["accuracy"], "n_test": len(inputs),
             "n_train": len(train), "examples": examples, "loss_start": mean_terms(first), "loss_end": mean_terms(last),
             "steps": trainer.state.global_step, "train_s": train_s, "eval_s": time.perf_counter() - t0,
@@ -156,9 +216,11 @@ def preset_records(records: list[dict[str, Any]], dataset: str, preset: str,
         params = asdict(cfg)
         params.pop("seed")
         wanted[variant] = params
+    defaults = asdict(CoTConfig())
     found: dict[tuple[str, int], dict[str, Any]] = {}
     for r in records:
-        p = {k: v for k, v in r["params"].items() if k != "seed"}
+        # fields added after a record was made hold their default in it
+        p = {k: r["params"].get(k, defaults[k]) for k in defaults if k != "seed"}
         variant = variant_of(r["params"])
         if wanted.get(variant) != p:
             continue

@@ -1,0 +1,124 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Measuring CMI, separation and NCMI
+#
+# `cmi_toolkit.information.measure(model, dataset)` makes one no-grad pass and returns, in **both spaces**
+# (feature $f_x$ and output $P_x$), per class and overall:
+#
+# * $\mathrm{CMI} = \frac1N\sum_i \mathrm{KL}(p_i \,\|\, g_{y_i})$: spread of each class around its centroid;
+# * separation $\Gamma = \frac1N\sum_i \sum_{c\neq y_i} \frac{\pi_c}{1-\pi_{y_i}} H(p_i, g_c)$: distance to the
+#   *other* classes' centroids ($H$ = cross-entropy, $\pi$ = class frequencies);
+# * $\mathrm{NCMI} = \mathrm{CMI} / \Gamma$: lower is better.
+#
+# We measure a freshly initialised classifier, then follow the same numbers along fine-tuning.
+
+# %% tags=["parameters"]
+# Parameters (papermill overrides this cell)
+from cmi_toolkit import defaults as D  # the kit's one set of defaults
+
+smoke = False
+task = "rte"
+model = D.MODEL
+temperature = D.TEMPERATURE
+seed = 0
+glue_dir = None
+output_dir = "outputs/02_measure_cmi"
+figures_dir = "../figures"
+
+# %%
+if smoke:
+    print("smoke: pipeline check, numbers are not meaningful")
+import os
+from pathlib import Path
+
+from cmi_toolkit.results import write_json
+
+output_dir = Path(output_dir)
+output_dir.mkdir(parents=True, exist_ok=True)
+figures_dir = Path(figures_dir)
+if glue_dir is None:
+    glue_dir = os.environ.get("CMI_TOOLKIT_GLUE_DIR") or str(Path.cwd().parent.parent / "shared" / "data" / "glue")
+
+import pandas as pd
+
+from cmi_toolkit.data import load_glue, tokenize_glue
+from cmi_toolkit.experiments import RunConfig, train_and_measure
+from cmi_toolkit.information import measure
+from cmi_toolkit.models import load_classifier, load_tokenizer
+from cmi_toolkit.tasks import get_task
+from cmi_toolkit.training import MeasureCallback
+from cmi_toolkit.viz import save_figure, training_curve
+
+spec = get_task(task)
+max_eval = 120 if smoke else None
+tokenizer = load_tokenizer(model)
+ds = load_glue(task, source=glue_dir, max_eval_samples=max_eval, seed=0)
+dev = tokenize_glue(ds[spec.validation_splits[0]], tokenizer, spec)
+
+# %% [markdown]
+# ## Before fine-tuning
+
+# %%
+from transformers import set_seed
+
+set_seed(seed)  # the same seeded head that the fine-tuning below starts from: this is its step 0
+fresh = load_classifier(model, num_labels=spec.num_labels)
+before = measure(fresh, dev, tokenizer, task=spec, temperature=temperature)
+
+def per_class(report):
+    rows = []
+    for space in ("feature", "output"):
+        rep = getattr(report, space)
+        for c, name in enumerate(spec.label_names):
+            rows.append({"space": space, "class": name, "CMI": rep.per_class_cmi[c], "separation": rep.per_class_separation[c]})
+        rows.append({"space": space, "class": "all", "CMI": rep.cmi, "separation": rep.separation, "NCMI": rep.ncmi})
+    return pd.DataFrame(rows)
+
+print(f"accuracy {before.accuracy:.4f}")
+per_class(before)
+
+# %% [markdown]
+# ## Along fine-tuning
+#
+# A `MeasureCallback` measures the model on the dev set every few optimiser steps of a CE fine-tuning.
+
+# %%
+cfg = RunConfig(task=task, model=model, method="ce", seed=seed, temperature=temperature,
+                **(dict(max_train_samples=128, max_eval_samples=max_eval, epochs=1, batch_size=16) if smoke
+                   else dict(max_train_samples=2000, epochs=3, batch_size=32)))
+along = MeasureCallback(dev, tokenizer, every=4 if smoke else 25, temperature=temperature)
+run = train_and_measure(cfg, glue_dir=glue_dir, callbacks=[along], progress=False, save_checkpoints=False)
+history = pd.DataFrame(along.history)[["step", "accuracy", "feature_cmi", "feature_separation", "feature_ncmi", "output_cmi"]]
+history
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig = training_curve(along.history)
+save_figure(fig, "02_along_training", figures_dir)
+fig
+
+# %%
+print(f"after fine-tuning: accuracy {run.report.accuracy:.4f}")
+write_json(output_dir / "metrics.json", {"before": before.summary(), "after": run.report.summary(),
+                                        "history": along.history, "task": task})
+per_class(run.report)
+
+# %% [markdown]
+# **Reading the results.** At initialisation the head is random, so the outputs hardly depend on the input:
+# output-space CMI is near zero and accuracy is at chance. In the full-mode run on RTE (2,000 examples, 3 epochs,
+# seed 0) fine-tuning *raised* feature CMI from about 0.09 to 0.34 nats and NCMI from 0.015 to 0.059 while accuracy
+# climbed from chance to about 55%: the model spreads the examples of each class apart inside itself faster than it
+# separates the classes. That spread is what the CMI penalty of notebook 01 works against.

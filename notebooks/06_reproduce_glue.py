@@ -1,0 +1,75 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Reproducing the GLUE results
+#
+# Every number in the README's results table comes from run records in `results/runs/`, one JSON file per
+# (task, method, model, seed, parameters), written by
+#
+# ```bash
+# python benchmarks/sweep_cmi.py --results results/sweep --write-config   # settings, on held-out training data
+# cmi-toolkit reproduce --suite cpu --results_dir results                # all runs; finished ones are skipped
+# cmi-toolkit report --suite cpu --results_dir results                   # summary.csv, summary.md, figure
+# ```
+#
+# The same batch can run through papermill: `--executor papermill` executes notebook 04 once per task and
+# seed (all the suite's methods, the same run keys, the same store) and keeps each executed notebook in
+# `results/notebooks/`; by hand, one task:
+#
+# ```bash
+# cmi-toolkit reproduce --suite cpu --executor papermill --results_dir results
+# papermill notebooks/04_teacher_student_kd.ipynb out.ipynb -p task mrpc -p results_dir results
+# ```
+#
+# This notebook reads the records of one suite (and nothing else in the store) and rebuilds the table and
+# figure the way the kit states evidence: every comparison is paired by seed, with a 95 % interval, a p-value,
+# the seeds won and the smallest effect the seeds could detect (MDE80); "better" or "worse" only when the
+# interval excludes 0. Degenerate runs (training loss at ln K, one predicted class, near-uniform outputs) are
+# flagged and never counted, and records that predate those checks are named as such.
+
+# %% tags=["parameters"]
+# Parameters (papermill overrides this cell)
+smoke = False
+suite = "cpu"
+results_dir = "../results"
+output_dir = "outputs/06_reproduce_glue"
+figures_dir = "../figures"
+
+# %%
+if smoke:
+    print("smoke: pipeline check, numbers are not meaningful")
+from pathlib import Path
+
+from IPython.display import Markdown
+
+from cmi_toolkit.reproduce import load_suite, suite_records, summarise, summary_figure, summary_markdown
+from cmi_toolkit.results import ResultStore, write_json
+from cmi_toolkit.viz import save_figure
+
+output_dir, figures_dir = Path(output_dir), Path(figures_dir)
+spec = load_suite(suite)
+records, ignored = suite_records(ResultStore(results_dir), spec)
+print(f"{len(records)} run records of suite {spec['suite']} in {results_dir} ({ignored} others ignored)")
+rows = summarise(records)
+Markdown("\n".join(summary_markdown(rows, f"suite {spec['suite']}", ignored)[2:]))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig = summary_figure(rows, title=f"GLUE dev, suite {spec['suite']} (mean and 95 % interval over seeds)")
+save_figure(fig, "06_glue_summary", figures_dir)
+fig
+
+# %%
+write_json(Path(output_dir) / "metrics.json", {"rows": rows, "records": len(records)})
