@@ -153,7 +153,6 @@ def test_suite_records_choice_accuracy_references_and_table(tiny_seq2seq, tmp_pa
 
 def test_checkpoint_is_chosen_on_heldout_training_data(tiny_seq2seq, tmp_path):  # noqa: F811
     from cmi_toolkit.cot import run_cot
-    from cmi_toolkit.cot.runs import _score
 
     write_cot(tmp_path / "cot", n_train=20, n_test=4, files=2)
     cfg = CoTConfig(dataset="cqa", mode="dss", model=str(tiny_seq2seq), max_train_samples=None, max_eval_samples=None,
