@@ -221,14 +221,15 @@ def cmd_reproduce(argv: list[str]) -> int:
     run_suite(spec, store, glue_dir=store_args.glue_dir, workers=suite_args.workers, executor=suite_args.executor,
               suite=suite_args.suite, **select)
     if suite_args.report:
-        for kind, path in report(store, spec, figures_dir=suite_args.figures_dir).items():
+        paths = report(store, spec, figures_dir=suite_args.figures_dir)
+        for kind, path in paths.items():
             print(f"{kind}: {path}")
-        print((store.root / "summary.md").read_text())
+        print(paths["md"].read_text())
     return 0
 
 
 def cmd_report(argv: list[str]) -> int:
-    """Write results/summary.csv, summary.md and figures/glue_summary.html from one suite's run records."""
+    """Write results/summary_<suite>.csv and .md and figures/glue_summary_<suite>.html from one suite's records."""
     from transformers import HfArgumentParser
 
     from .reproduce import load_suite, report
@@ -244,9 +245,10 @@ def cmd_report(argv: list[str]) -> int:
     spec = load_suite(suite_args.suite)
     select = dict(tasks=_split(suite_args.tasks, name="--tasks"), seeds=_split(suite_args.seeds, int, "--seeds"),
                   methods=_split(suite_args.methods, name="--methods"))
-    for kind, path in report(store, spec, figures_dir=suite_args.figures_dir, **select).items():
+    paths = report(store, spec, figures_dir=suite_args.figures_dir, **select)
+    for kind, path in paths.items():
         print(f"{kind}: {path}")
-    print((store.root / "summary.md").read_text())
+    print(paths["md"].read_text())
     return 0
 
 

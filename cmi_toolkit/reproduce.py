@@ -268,7 +268,7 @@ def suite_records(store: ResultStore, spec: dict[str, Any], suite: str | None = 
 
 def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, out_dir: str | os.PathLike | None = None,
            figures_dir: str | os.PathLike | None = None, title: str | None = None, **select) -> dict[str, Path]:
-    """Write summary.csv, summary.md (and a plotly figure) from the records of one suite.
+    """Write summary_<suite>.csv, summary_<suite>.md (and a plotly figure) from the records of one suite.
 
     Only the runs of ``spec`` (keys computed from the suite: its runs, their teachers and CE
     twins) are read; other records in the store are ignored and counted; two records claiming
@@ -287,12 +287,12 @@ def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, o
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    paths = {"csv": out_dir / "summary.csv", "md": out_dir / "summary.md"}
+    paths = {"csv": out_dir / f"summary_{suite}.csv", "md": out_dir / f"summary_{suite}.md"}
     atomic_write_text(paths["csv"], buf.getvalue())
     title = title or f"GLUE dev results, suite {suite}"
     atomic_write_text(paths["md"], "\n".join(summary_markdown(rows, title, ignored)) + "\n")
     if figures_dir is not None:
-        paths["figure"] = _figure(rows, Path(figures_dir), title)
+        paths["figure"] = _figure(rows, Path(figures_dir), title, f"glue_summary_{suite}")
     return paths
 
 
@@ -353,7 +353,7 @@ def summary_figure(rows: list[dict[str, Any]], title: str = "GLUE dev results"):
                              yaxis="dev score (%), mean with 95 % interval over seeds", yrange=(min(0, lo), 100))
 
 
-def _figure(rows: list[dict[str, Any]], figures_dir: Path, title: str) -> Path:
+def _figure(rows: list[dict[str, Any]], figures_dir: Path, title: str, name: str) -> Path:
     from .viz import save_figure
 
-    return save_figure(summary_figure(rows, title), "glue_summary", figures_dir)["html"]
+    return save_figure(summary_figure(rows, title), name, figures_dir)["html"]

@@ -21,7 +21,7 @@
 # ```bash
 # python benchmarks/sweep_cmi.py --results results/sweep --write-config   # settings, on held-out training data
 # cmi-toolkit reproduce --suite cpu --results_dir results                # all runs; finished ones are skipped
-# cmi-toolkit report --suite cpu --results_dir results                   # summary.csv, summary.md, figure
+# cmi-toolkit report --suite cpu --results_dir results                   # summary_cpu.md, figure
 # ```
 #
 # The same batch can run through papermill: `--executor papermill` executes notebook 04 once per task and

@@ -47,13 +47,14 @@ def test_reproduce_and_report_on_fixture(tmp_path, tiny_model_dir, capsys):
             "--glue_dir", str(tmp_path / "glue")]
     assert main(argv) == 0
     assert len(list((results / "runs").glob("*.json"))) == 6  # 5 methods + the MCMI teacher
-    rows = list(csv.DictReader((results / "summary.csv").open()))
+    rows = list(csv.DictReader((results / "summary_fixture.csv").open()))
     assert {r["method"] for r in rows} == {"ce", "cmi", "mcmi", "student", "kd_ce", "kd_mcmi"}
     kd = next(r for r in rows if r["method"] == "kd_mcmi")
     student = next(r for r in rows if r["method"] == "student")
     # a pair is compared unless one side is flagged degenerate (then it is excluded, and says so)
     assert (kd["seed_wins"] in ("0/1", "1/1") and kd["diff_mean"] != "") or kd["flagged"] or student["flagged"]
-    assert (figures / "glue_summary.html").read_text().count("<html") == 1
+    assert (figures / "glue_summary_fixture.html").read_text().count("<html") == 1
+    assert (figures / "plotly.min.js").is_file() and "cdn.plot.ly" not in (figures / "glue_summary_fixture.html").read_text()
     capsys.readouterr()
     mtimes = {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")}
     assert main(argv) == 0  # the rerun skips finished runs

@@ -81,7 +81,7 @@ def test_report_reads_only_its_suite_and_adhoc_runs_stay_apart(tmp_path, tiny_mo
     suite = _fixture_suite(tmp_path, tiny_model_dir)
     glue = str(tmp_path / "glue")
     assert main(["reproduce", "--suite", str(suite), "--glue_dir", glue, "--figures_dir", "figs"]) == 0
-    before = (tmp_path / "results" / "summary.md").read_text()
+    before = (tmp_path / "results" / "summary_fixture.md").read_text()
     # ad-hoc training goes to runs/adhoc by default, not into the suite's store
     assert main(["train", "--task", "wnli", "--method", "ce", "--model", str(tiny_model_dir), "--epochs", "1",
                  "--batch_size", "8", "--learning_rate", "1e-3", "--glue_dir", glue]) == 0
@@ -91,7 +91,7 @@ def test_report_reads_only_its_suite_and_adhoc_runs_stay_apart(tmp_path, tiny_mo
                     max_train_samples=None)
     execute(cfg, ResultStore(tmp_path / "results"), glue_dir=glue, progress=False)
     assert main(["report", "--suite", str(suite), "--figures_dir", "figs"]) == 0
-    after = (tmp_path / "results" / "summary.md").read_text()
+    after = (tmp_path / "results" / "summary_fixture.md").read_text()
     assert after.split("\n\n1 other record")[0] == before.rstrip("\n")
     assert "1 other record(s) in the store belong to no run of this suite" in after
 
