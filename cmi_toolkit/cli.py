@@ -28,7 +28,7 @@ __all__ = ["main", "COMMANDS"]
 class DataArgs:
     task: str = field(default="sst2", metadata={"help": "GLUE task (sst2, mrpc, rte, wnli, cola, qqp, qnli, mnli, stsb)"})
     glue_dir: str | None = field(default=None, metadata={"help": "GLUE folder; default $CMI_TOOLKIT_GLUE_DIR, else the hub"})
-    max_train_samples: int | None = field(default=None, metadata={"help": "seeded subset of the training split"})
+    max_train_samples: int | None = field(default=None, metadata={"help": "seeded subset of the training split (all: every row)"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "seeded subset of the validation split"})
     max_length: int = field(default=128, metadata={"help": "truncate inputs to this many tokens"})
     data_seed: int = field(default=0, metadata={"help": "seed of the subsets"})
@@ -159,6 +159,7 @@ def _run_one(argv: list[str], allowed: tuple[str, ...]) -> int:
         method = argv[argv.index("--method") + 1] if "--method" in argv and argv.index("--method") + 1 < len(argv) else None
         teacher = (spec.get("teacher") or {}) if method in ("mcmi", "kd_mcmi") else {}
         parser.set_defaults(**{**spec["common"], **(tasks[task] or {}), **teacher})
+    argv = _all_rows(argv, parser)
     cfg, store_args = parser.parse_args_into_dataclasses(argv)
     if cfg.method not in allowed:
         raise ValueError(f"--method must be one of {', '.join(allowed)} here, got {cfg.method!r}")
@@ -166,6 +167,18 @@ def _run_one(argv: list[str], allowed: tuple[str, ...]) -> int:
     if "rank" not in rec:  # under torchrun, the main process reports
         print(json.dumps({k: rec[k] for k in ("key", "metrics", "timings", "train_steps")}, indent=2))
     return 0
+
+
+def _all_rows(argv: list[str], parser) -> list[str]:
+    """``--max_train_samples all`` (or none/null) means every row: None, as ``null`` does in a suite file."""
+    out = list(argv)
+    for flag in ("--max_train_samples", "--max_eval_samples"):
+        if flag in out:
+            i = out.index(flag)
+            if i + 1 < len(out) and out[i + 1].lower() in ("all", "none", "null"):
+                del out[i:i + 2]
+                parser.set_defaults(**{flag[2:]: None})
+    return out
 
 
 def cmd_train(argv: list[str]) -> int:

@@ -48,7 +48,7 @@ class RunConfig:
     method: str = field(default="cmi", metadata={"help": f"one of {METHODS}"})
     model: str = field(default=D.MODEL, metadata={"help": "alias, local folder or hub id"})
     seed: int = field(default=0, metadata={"help": "training seed (weights of the head, batch order)"})
-    max_train_samples: int | None = field(default=2000, metadata={"help": "seeded training subset (None: all)"})
+    max_train_samples: int | None = field(default=2000, metadata={"help": "seeded training subset (all: every row)"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "seeded evaluation subset"})
     data_seed: int = field(default=0, metadata={"help": "seed of the data subsets (fixed across training seeds)"})
     eval_on: str = field(default="dev", metadata={"help": "dev (GLUE validation) or heldout (a split of train, for sweeps)"})

@@ -170,3 +170,11 @@ def test_record_json_is_readable(tmp_path, glue, tiny_model_dir, capsys):
     assert main(_train(tiny_model_dir, glue, tmp_path, "--method", "ce")) == 0
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["train_steps"] == 1
+
+
+def test_all_rows_on_the_command_line(tmp_path, glue, tiny_model_dir, capsys):
+    argv = _train(tiny_model_dir, glue, tmp_path, "--method", "ce")
+    argv[argv.index("--max_train_samples") + 1] = "all"
+    assert main(argv) == 0
+    record = json.loads(next((tmp_path / "r" / "runs").glob("*.json")).read_text())
+    assert record["params"]["max_train_samples"] is None and record["train_samples"] == 16
