@@ -34,6 +34,15 @@
 # This notebook builds a *synthetic* class-conditional Markov source where everything is exact, so the kit's
 # estimator can be checked against the truth.
 
+# %% [markdown]
+# **Objectives.** You will read a classifier as a Markov source; derive CMI as an expected KL; estimate it and see the estimator's small-sample bias.
+#
+# **Prerequisites.** probability, entropy and KL divergence; Python and PyTorch basics.
+#
+# **Time on a laptop CPU.** under a minute (smoke), a few minutes (full).
+#
+# Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
+
 # %% tags=["parameters"]
 # Parameters (papermill overrides this cell)
 smoke = False           # True: fewer Monte-Carlo repetitions (a pipeline check)
@@ -132,6 +141,25 @@ for c in range(2):
 write_json(output_dir / "metrics.json", {"exact_cmi_bayes": exact["bayes"], "exact_cmi_tempered": exact["tempered"],
                                         "estimates": dict(zip(map(str, ns), means)), "bayes_accuracy": accuracy_of_bayes,
                                         "opdc": centroids.tolist()})
+
+
+# %% [markdown]
+# ## Exercise: Write the plug-in CMI estimate
+#
+# Given per-sample distributions `probs` (N × K, rows sum to 1) and `labels`, compute the class centroids $g_y$ (the mean row of class $y$) and return $\frac1N\sum_i \mathrm{KL}(p_i \,\|\, g_{y_i})$ in nats. The check compares it with `cmi_toolkit.information.conditional_mutual_information`. *Discuss:* why does this estimate sit below the exact value for small N (hint: the centroids are fitted to the same samples)?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
+
+# %%
+def plugin_cmi(probs, labels, num_classes):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+from cmi_toolkit.exercises import check
+
+check("plugin_cmi", plugin_cmi)
 
 # %% [markdown]
 # **Reading the results.** Tempering lowers CMI (outputs closer to their class centroid) even though it does not

@@ -26,6 +26,15 @@
 # shows accuracy, CMI and NCMI against $\lambda$. In JupyterLab the slider picks a $\lambda$ to inspect and the button
 # trains one more model; under papermill the same cell draws the sweep statically.
 
+# %% [markdown]
+# **Objectives.** You will fine-tune with CE + λ·CMI and see what λ does to accuracy, CMI and NCMI; write the regularised loss.
+#
+# **Prerequisites.** notebook 00; transformers.Trainer basics.
+#
+# **Time on a laptop CPU.** about 1 minute (smoke), about 5 minutes (full: 5 models of SST-2).
+#
+# Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
+
 # %% tags=["parameters"]
 # Parameters (papermill overrides this cell)
 from cmi_toolkit import defaults as D  # the kit's one set of defaults
@@ -115,3 +124,22 @@ best = max(rows, key=lambda r: r["accuracy"])
 write_json(output_dir / "metrics.json", {"rows": rows, "best_lambda": best["lambda"], "task": task, "smoke": smoke})
 print(f"best λ on this dev set: {best['lambda']:g} (accuracy {best['accuracy']:.4f}); "
       "to choose λ honestly, sweep on held-out training data (benchmarks/sweep_cmi.py)")
+
+
+# %% [markdown]
+# ## Exercise: Write the CMI-regularised loss
+#
+# Return $\mathrm{CE}(z, y) + \lambda\,\frac1B\sum_i \mathrm{KL}(\mathrm{softmax}(h_i/T)\,\|\,g_{y_i})$ for a batch of logits $z$, pooled features $h$, labels and (fixed) centroids $g$. The check compares it with `cmi_toolkit.losses.cmi_regularized_loss`. *Discuss:* what happens to the gradient of the CMI term when T is large?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
+
+# %%
+def cmi_loss(logits, features, labels, centroids, lam, T):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+from cmi_toolkit.exercises import check
+
+check("cmi_loss", cmi_loss)

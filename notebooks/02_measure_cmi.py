@@ -25,6 +25,15 @@
 #
 # We measure a freshly initialised classifier, then follow the same numbers along fine-tuning.
 
+# %% [markdown]
+# **Objectives.** You will measure CMI, separation and NCMI of a model per class and along fine-tuning; write the separation.
+#
+# **Prerequisites.** notebook 00.
+#
+# **Time on a laptop CPU.** about 1 minute (smoke), a few minutes (full).
+#
+# Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
+
 # %% tags=["parameters"]
 # Parameters (papermill overrides this cell)
 from cmi_toolkit import defaults as D  # the kit's one set of defaults
@@ -115,6 +124,25 @@ print(f"after fine-tuning: accuracy {run.report.accuracy:.4f}")
 write_json(output_dir / "metrics.json", {"before": before.summary(), "after": run.report.summary(),
                                         "history": along.history, "task": task})
 per_class(run.report)
+
+
+# %% [markdown]
+# ## Exercise: Write the separation Γ
+#
+# Return $\Gamma = \frac1N\sum_i\sum_{c\neq y_i} \frac{\pi_c}{1-\pi_{y_i}} H(p_i, g_c)$ with $\pi$ the class frequencies and $H(p, g) = -\sum_k p_k\log g_k$. The check compares it with `cmi_toolkit.information.separation`. *Discuss:* why divide CMI by Γ rather than report CMI alone?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
+
+# %%
+def separation(probs, labels, num_classes):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+from cmi_toolkit.exercises import check
+
+check("separation", separation)
 
 # %% [markdown]
 # **Reading the results.** At initialisation the head is random, so the outputs hardly depend on the input:

@@ -20,6 +20,15 @@
 # (umap-learn; PCA only when umap-learn is missing, and the figure title says which). Left a CE-fine-tuned model,
 # right a CMI-minimised one, trained on the same data.
 
+# %% [markdown]
+# **Objectives.** You will look at the FPDCs and the class clusters of a CE and a CMI-minimised model; write the EMA centroid update.
+#
+# **Prerequisites.** notebooks 00 and 01.
+#
+# **Time on a laptop CPU.** about 1 minute (smoke), a few minutes (full).
+#
+# Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
+
 # %% tags=["parameters"]
 # Parameters (papermill overrides this cell)
 from cmi_toolkit import defaults as D  # the kit's one set of defaults
@@ -96,6 +105,25 @@ pair = side_by_side(panels, titles, title=f"CE vs CMI-minimised: {used} of f_x, 
 save_figure(pair, "03_clusters_side_by_side", figures_dir)
 display(pair)
 write_json(output_dir / "metrics.json", summary)
+
+
+# %% [markdown]
+# ## Exercise: Write the EMA centroid update
+#
+# Given the current centroids (C × K), a batch's `probs` and `labels` and the momentum `m`, return the new centroids: $g_y \leftarrow m\,g_y + (1-m)\,\bar p_y$ for each class $y$ present in the batch ($\bar p_y$ its batch mean), the others unchanged. The check compares it with `CentroidEstimator.update_ema`. *Discuss:* what does `m` trade off?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
+
+# %%
+def ema_update(centroids, probs, labels, m):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+from cmi_toolkit.exercises import check
+
+check("ema_update", ema_update)
 
 # %% [markdown]
 # **Reading the figures.** Lower CMI shows as tighter clouds around each cross. Whether that also moves the clouds

@@ -28,6 +28,15 @@
 # This notebook is also the unit of the batch reproduction: `cmi-toolkit reproduce --executor papermill` runs it once
 # per task and seed with `methods` set to all of the suite's methods and `results_dir` set to the shared result store.
 
+# %% [markdown]
+# **Objectives.** You will train a CE and a CMI-maximised teacher, distil a 3-layer student from each, and read the comparison honestly; write the distillation loss.
+#
+# **Prerequisites.** notebooks 01 and 02; knowledge distillation.
+#
+# **Time on a laptop CPU.** a few minutes (smoke), tens of minutes (full).
+#
+# Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
+
 # %% tags=["parameters"]
 # Parameters (papermill overrides this cell)
 smoke = False
@@ -85,6 +94,25 @@ fig
 
 # %%
 write_json(output_dir / "metrics.json", {"rows": rows, "task": task, "seeds": seeds, "keys": [c.key for c in runs]})
+
+
+# %% [markdown]
+# ## Exercise: Write the distillation loss
+#
+# Return $\alpha T^2\,\mathrm{KL}(p_t^T\,\|\,p_s^T) + (1-\alpha)\,\mathrm{CE}(z_s, y)$, with $p^T = \mathrm{softmax}(z/T)$ and the KL averaged over the batch. The check compares it with `cmi_toolkit.losses.distillation_loss`. *Discuss:* why would a teacher with *higher* CMI give the student more to learn from?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
+
+# %%
+def kd_loss(student_logits, teacher_logits, labels, alpha, T):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+from cmi_toolkit.exercises import check
+
+check("kd_loss", kd_loss)
 
 # %% [markdown]
 # **Reading the results.** The MCMI teacher is usually a *worse* standalone classifier than the CE teacher: that is

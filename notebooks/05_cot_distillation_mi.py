@@ -40,6 +40,15 @@
 # **minilm2minilm** student: an encoder-decoder whose encoder and decoder are both warm-started from the pretrained MiniLM
 # (the decoder's cross-attention is new).
 
+# %% [markdown]
+# **Objectives.** You will distil chain of thought into one seq2seq student and couple its two tasks with an MI term; write the InfoNCE bound.
+#
+# **Prerequisites.** notebook 00; seq2seq models.
+#
+# **Time on a laptop CPU.** about 1 minute (smoke); the cpu preset takes about an hour and is a pipeline check.
+#
+# Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
+
 # %% tags=["parameters"]
 # Parameters (papermill overrides this cell)
 smoke = False
@@ -123,6 +132,25 @@ for r in records:
         break
 write_json(output_dir / "metrics.json", {"records": [{k: r[k] for k in ("params", "metrics", "accuracy", "loss_start",
                                                                           "loss_end", "steps")} for r in records]})
+
+
+# %% [markdown]
+# ## Exercise: Write the InfoNCE bound
+#
+# Given a B × B matrix of critic scores $S$ (row $i$: label pass $i$ against every rationale pass), return $I_{\mathrm{NCE}} = \log B + \frac1B\sum_i [S_{ii} - \log\sum_j e^{S_{ij}}]$. The check compares it with the formula `InfoNCECritic.lower_bound` uses. *Discuss:* why can this bound never exceed $\log B$, and what does that mean for small batches?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
+
+# %%
+def infonce_bound(scores):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+from cmi_toolkit.exercises import check
+
+check("infonce_bound", infonce_bound)
 
 # %% [markdown]
 # **Reading the results.** The label accuracy is what the student is for; the rationale task is a training signal.

@@ -39,6 +39,15 @@
 # interval excludes 0. Degenerate runs (training loss at ln K, one predicted class, near-uniform outputs) are
 # flagged and never counted, and records that predate those checks are named as such.
 
+# %% [markdown]
+# **Objectives.** You will reproduce the GLUE table from run records and state each comparison with a paired interval; write the interval.
+#
+# **Prerequisites.** notebooks 01 and 04; a t-test.
+#
+# **Time on a laptop CPU.** seconds (it reads records).
+#
+# Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
+
 # %% tags=["parameters"]
 # Parameters (papermill overrides this cell)
 smoke = False
@@ -73,3 +82,22 @@ fig
 
 # %%
 write_json(Path(output_dir) / "metrics.json", {"rows": rows, "records": len(records)})
+
+
+# %% [markdown]
+# ## Exercise: Write the paired confidence interval
+#
+# Given per-seed scores of a method and its baseline (same seeds, same order), return the 95 % paired-t interval (low, high) of their difference. The check compares it with `cmi_toolkit.evidence.paired_comparison`. *Discuss:* why is a positive mean with every seed won still "no difference detected" when the interval includes 0?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
+
+# %%
+def paired_interval(method, baseline):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+from cmi_toolkit.exercises import check
+
+check("paired_interval", paired_interval)

@@ -1,0 +1,70 @@
+"""Solutions to the notebooks' exercises, kept apart from the notebooks (instructors: see notebooks/README.md).
+
+The test suite runs each through ``cmi_toolkit.exercises.check``; ``WRONG`` holds a typical mistake per exercise,
+which the checks must reject.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def plugin_cmi(probs, labels, num_classes):
+    g = torch.stack([probs[labels == c].mean(0) for c in range(num_classes)])
+    return (probs * (probs.log() - g[labels].log())).sum(-1).mean()
+
+
+def cmi_loss(logits, features, labels, centroids, lam, T):
+    q = torch.softmax(features / T, -1)
+    kl = (q * (q.log() - centroids[labels].log())).sum(-1).mean()
+    return F.cross_entropy(logits, labels) + lam * kl
+
+
+def separation(probs, labels, num_classes):
+    pi = torch.bincount(labels, minlength=num_classes).double() / len(labels)
+    g = torch.stack([probs[labels == c].mean(0) for c in range(num_classes)])
+    cross = -(probs @ g.log().T)  # N x C: H(p_i, g_c)
+    w = pi[None, :] / (1 - pi[labels])[:, None]
+    w[torch.arange(len(labels)), labels] = 0
+    return (w * cross).sum(-1).mean()
+
+
+def ema_update(centroids, probs, labels, m):
+    out = centroids.clone()
+    for c in labels.unique():
+        out[c] = m * centroids[c] + (1 - m) * probs[labels == c].mean(0)
+    return out
+
+
+def kd_loss(student_logits, teacher_logits, labels, alpha, T):
+    pt = torch.softmax(teacher_logits / T, -1)
+    kl = (pt * (pt.log() - torch.log_softmax(student_logits / T, -1))).sum(-1).mean()
+    return alpha * T * T * kl + (1 - alpha) * F.cross_entropy(student_logits, labels)
+
+
+def infonce_bound(scores):
+    return math.log(scores.shape[0]) + (scores.diagonal() - torch.logsumexp(scores, 1)).mean()
+
+
+def paired_interval(method, baseline):
+    from scipy.stats import t
+
+    d = torch.tensor(method, dtype=torch.float64) - torch.tensor(baseline, dtype=torch.float64)
+    n = len(d)
+    half = t.ppf(0.975, n - 1) * d.std(unbiased=True) / math.sqrt(n)
+    return float(d.mean() - half), float(d.mean() + half)
+
+
+WRONG = {
+    "plugin_cmi": lambda probs, labels, c: (probs * (probs.log() - probs.mean(0).log())).sum(-1).mean(),  # ignores Y
+    "cmi_loss": lambda logits, h, y, g, lam, T: F.cross_entropy(logits, y) + lam * (
+        g[y] * (g[y].log() - torch.log_softmax(h / T, -1))).sum(-1).mean(),  # KL the wrong way round
+    "separation": lambda p, y, c: -(p * torch.stack([p[y == k].mean(0) for k in range(c)])[y].log()).sum(-1).mean(),
+    "ema_update": lambda g, p, y, m: m * g + (1 - m) * p.mean(0),  # moves every class, with the whole batch's mean
+    "kd_loss": lambda zs, zt, y, a, T: a * F.kl_div(torch.log_softmax(zs / T, -1), torch.softmax(zt / T, -1),
+                                                     reduction="batchmean") + (1 - a) * F.cross_entropy(zs, y),  # no T^2
+    "infonce_bound": lambda s: (s.diagonal() - torch.logsumexp(s, 1)).mean(),  # forgot log B
+    "paired_interval": lambda a, b: (float(torch.tensor(a).mean() - torch.tensor(b).mean()) - 0.01,
+                                     float(torch.tensor(a).mean() - torch.tensor(b).mean()) + 0.01),
+}
