@@ -84,7 +84,7 @@ def cmd_demo(argv: list[str]) -> int:
                            "max_train_samples": args.max_train_samples, "epochs": args.epochs})
         print(f"== {method}: {'cross-entropy' if method == 'ce' else 'CE + lambda * CMI'} on {cfg.task}, "
               f"{cfg.max_train_samples} training examples, {cfg.epochs:g} epochs")
-        rec = execute(cfg, store, glue_dir=args.glue_dir, keep_model=False)
+        rec = execute(cfg, store, glue_dir=args.glue_dir)
         rows.append((method, rec))
     metric = rows[0][1]["headline_metric"]
     print(f"\n{'method':8s} {metric:>10s} {'feat CMI':>10s} {'feat NCMI':>10s} {'out CMI':>10s} {'train s':>8s}")

@@ -379,10 +379,14 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
     timings: dict[str, float] = {}
     teacher = None
     twin = None
+    twin_missing = None
     if cfg.method in ("kd_ce", "kd_mcmi"):
         teacher = _load_saved(_kept_model(cfg.teacher(), store, glue_dir, progress, suite))
     elif cfg.method in ("cmi", "mcmi"):
-        twin = _kept_model(dataclasses.replace(cfg, method="ce"), store, glue_dir, progress, suite)
+        try:
+            twin = _kept_model(dataclasses.replace(cfg, method="ce"), store, glue_dir, progress, suite)
+        except FileNotFoundError as exc:  # the twin's record exists but its model was not kept
+            twin_missing = str(exc)
     ckpt_dir = store.root / "checkpoints" / key
     run = train_and_measure(cfg, glue_dir=glue_dir, output_dir=ckpt_dir, teacher=teacher, progress=progress,
                             tokenizer=tokenizer)
@@ -407,6 +411,9 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
         theirs = getattr(measure(_load_saved(twin).to(next(model.parameters()).device), evaluation, tokenizer,
                                  **kw), cfg.space).cmi
         checks["mechanism"] = mechanism_check(cfg.method, mine, theirs, cfg.space, cfg.temperature)
+    elif twin_missing:
+        checks["mechanism"] = {"passed": None, "expected": "lower" if cfg.method == "cmi" else "higher",
+                               "unchecked": twin_missing}
     if keep_model:
         model.save_pretrained(store.root / "models" / key)
         tokenizer.save_pretrained(store.root / "models" / key)

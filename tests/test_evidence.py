@@ -117,3 +117,15 @@ def test_mechanism_failure_is_marked():
     assert mechanism_check("cmi", 0.5, 0.4, "feature", 0.1)["passed"] is False
     assert mechanism_check("mcmi", 0.3, 0.4, "output", 1.0)["passed"] is False
     assert mechanism_check("ce", 0.3, 0.4, "feature", 0.1)["passed"] is None
+
+
+def test_mechanism_is_unchecked_not_failed_when_the_twin_model_is_gone(tmp_path, tiny_model_dir):
+    import shutil
+
+    glue = _easy_sst2(tmp_path / "glue", n=16)
+    store = ResultStore(tmp_path / "r")
+    ce = execute(_cfg(tiny_model_dir, method="ce", epochs=1), store, glue_dir=str(glue), progress=False, keep_model=False)
+    assert not (store.root / "models" / ce["key"]).exists()
+    shutil.rmtree(store.root / "models", ignore_errors=True)
+    rec = execute(_cfg(tiny_model_dir, method="cmi", epochs=1), store, glue_dir=str(glue), progress=False)
+    assert rec["checks"]["mechanism"]["passed"] is None and "saved model" in rec["checks"]["mechanism"]["unchecked"]
