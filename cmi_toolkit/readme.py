@@ -5,6 +5,7 @@ The README marks each generated table with an HTML comment naming its source,
     <!-- table: glue cpu -->              the summary table of GLUE suite ``cpu`` (results/)
     <!-- table: cot cqa gpu -->           the CoT table of preset ``gpu`` on CQA (results/cot/)
     <!-- table: cot cqa gpu mask_padding=false -->   ... with an override
+    <!-- table: presets cola -->          CE presets of a task scored on held-out training data (results/presets/)
 
 followed by the table and closed by ``<!-- /table -->``. :func:`update` rewrites every block from
 the records; ``check=True`` only compares and lists the blocks that differ (the test suite does this).
@@ -55,7 +56,29 @@ def render(spec: str, root: str | Path = REPO) -> str:
         if not records:
             raise ValueError(f"README block 'table: {spec}': no records in {root / 'results' / 'cot'}")
         return cot_table(records)
-    raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE' or 'cot DATASET PRESET [key=value ...]'")
+    if words[0] == "presets" and len(words) == 2:
+        return _presets(ResultStore(root / "results" / "presets").all_records(), words[1])
+    raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'presets TASK' or "
+                     "'cot DATASET PRESET [key=value ...]'")
+
+
+def _presets(records: list[dict[str, Any]], task: str) -> str:
+    """One row per CE preset tried on held-out training data: its score, prediction share and flags."""
+    from .tasks import get_task
+
+    task = get_task(task).hub_config
+    rows = sorted((r for r in records if r["params"]["task"] == task and r["measured_with"]["split"] == "heldout"),
+                  key=lambda r: (str(r["params"]["max_train_samples"]), r["params"]["epochs"], r["params"]["learning_rate"]))
+    if not rows:
+        raise ValueError(f"README block 'table: presets {task}': no held-out records of {task} in results/presets")
+    lines = ["| training examples | epochs | lr | seed | held-out " + rows[0]["headline_metric"] + " | majority-class share "
+             "of predictions | flags |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p, m = r["params"], r["metrics"]
+        n = "all" if p["max_train_samples"] is None else f"{p['max_train_samples']:,}"
+        lines.append(f"| {n} | {p['epochs']:g} | {p['learning_rate']:g} | {p['seed']} | {m[r['headline_metric']]:.3f} | "
+                     f"{100 * m['majority_prediction_share']:.1f} % | {', '.join(r['checks']['flags']) or 'none'} |")
+    return "\n".join(lines)
 
 
 def update(path: str | Path, check: bool = False, root: str | Path = REPO) -> list[str]:
