@@ -94,10 +94,13 @@ def save_figure(fig, name: str, figures_dir: str | os.PathLike = "figures", png:
     return out
 
 
-def lambda_sweep_figure(rows: Sequence[dict], selected: float | None = None, title: str | None = None):
+def lambda_sweep_figure(rows: Sequence[dict], selected: float | None = None, title: str | None = None,
+                        majority: float | None = None):
     """Accuracy, CMI and NCMI against lambda (one panel each); ``selected`` is marked.
 
-    ``rows``: dicts with ``lambda``, ``accuracy``, ``cmi``, ``ncmi``.
+    ``rows``: dicts with ``lambda``, ``accuracy``, ``cmi``, ``ncmi``. The accuracy axis is anchored at
+    [0, 1] (a one-example change must not look like a cliff), with the majority-class accuracy as a
+    dashed line when ``majority`` is given; CMI and NCMI axes start at 0.
     """
     from plotly.subplots import make_subplots
 
@@ -116,6 +119,12 @@ def lambda_sweep_figure(rows: Sequence[dict], selected: float | None = None, tit
     label = f"selected λ = {selected:g}" if selected is not None else ""
     fig.update_layout(title=title or f"CE + λ·CMI: the effect of λ   {label}", template="plotly_white", height=380)
     fig.update_xaxes(title_text="λ")
+    fig.update_yaxes(range=[0, 1], row=1, col=1)
+    for col in (2, 3):
+        fig.update_yaxes(rangemode="tozero", row=1, col=col)
+    if majority is not None:
+        fig.add_hline(y=majority, line_dash="dash", line_color="black", row=1, col=1,
+                      annotation_text="majority class", annotation_position="bottom right")
     return fig
 
 
