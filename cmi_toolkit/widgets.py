@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 __all__ = ["LambdaExplorer", "show_sweep", "interactive", "progress_callback"]
 
+TEMPERATURES = (0.05, 0.1, 0.2, 1.0)  # the temperatures the held-out search tries (cmi_toolkit.search)
+
 
 def interactive() -> bool:
     """True inside a live Jupyter front end; False under papermill, nbconvert/nbclient or plain Python.
@@ -75,10 +77,12 @@ class LambdaExplorer:
         self.slider = w.SelectionSlider(options=[(f"{x:g}", x) for x in lams], value=lams[len(lams) // 2],
                                         description="λ (CMI weight)", continuous_update=False,
                                         style={"description_width": "initial"}, layout={"width": "420px"})
-        spaces = sorted({r["space"] for r in rows})
-        temps = sorted({float(r["temperature"]) for r in rows})
-        self.space = w.Dropdown(options=spaces, value=spaces[0], description="space")
-        self.temperature = w.Dropdown(options=temps, value=temps[0], description="T")
+        # real choices: both spaces and the kit's temperature grid, whatever the sweep holds so far
+        spaces = sorted({"feature", "output", *(r["space"] for r in rows)})
+        temps = sorted({*TEMPERATURES, *(float(r["temperature"]) for r in rows)})
+        first = rows[0]
+        self.space = w.Dropdown(options=spaces, value=first["space"], description="space")
+        self.temperature = w.Dropdown(options=temps, value=float(first["temperature"]), description="T")
         self.new_lambda = w.BoundedFloatText(value=lams[-1] * 2 if lams[-1] > 0 else 0.1, min=0.0, max=100.0,
                                              step=0.05, description="train at λ")
         self.button = w.Button(description="train one more model", button_style="primary", icon="play",
@@ -94,6 +98,12 @@ class LambdaExplorer:
         self.render()
 
     def render(self) -> None:
+        setting = (self.space.value, float(self.temperature.value))
+        if not any(_key(r) == setting for r in self.rows):
+            self.out.clear_output(wait=True)
+            self.status.value = (f"no model at {setting[0]} space, T = {setting[1]:g} yet: "
+                                 "press 'train one more model' to train one")
+            return
         fig = show_sweep(self.rows, self.slider.value, self.space.value, self.temperature.value)
         self.out.clear_output(wait=True)
         with self.out:

@@ -61,3 +61,12 @@ def test_explorer_shows_errors_and_replaces_a_retrained_point(monkeypatch):
     explorer.button.click()  # lambda 1.0 again: replaces the old point
     at_one = [r for r in explorer.rows if r["lambda"] == 1.0]
     assert len(explorer.rows) == 3 and len(at_one) == 1 and at_one[0]["accuracy"] == 0.42
+
+
+def test_dropdowns_offer_real_choices_and_empty_settings_say_so():
+    pytest.importorskip("ipywidgets")
+    explorer = LambdaExplorer(list(ROWS))
+    assert set(explorer.space.options) == {"feature", "output"}
+    assert {0.05, 0.1, 0.2, 1.0} <= set(explorer.temperature.options)
+    explorer.space.value = "output"  # the sweep holds no output-space model
+    assert "no model at output space, T = 0.1 yet" in explorer.status.value
