@@ -54,16 +54,12 @@ figures_dir = "../figures"
 # %%
 if smoke:
     print("smoke: pipeline check, numbers are not meaningful")
-import os
-from pathlib import Path
 
+from cmi_toolkit.notebook import data_dir, folders
 from cmi_toolkit.results import write_json
 
-output_dir = Path(output_dir)
-output_dir.mkdir(parents=True, exist_ok=True)
-figures_dir = Path(figures_dir)
-if glue_dir is None:
-    glue_dir = os.environ.get("CMI_TOOLKIT_GLUE_DIR") or str(Path.cwd().parent.parent / "shared" / "data" / "glue")
+output_dir, figures_dir = folders(output_dir, figures_dir)
+glue_dir = data_dir("glue", glue_dir)
 
 from cmi_toolkit.experiments import RunConfig, lambda_sweep, sweep_row, train_and_measure
 from cmi_toolkit.widgets import LambdaExplorer, interactive, progress_callback, show_sweep

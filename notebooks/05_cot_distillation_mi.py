@@ -61,21 +61,16 @@ output_dir = "outputs/05_cot_distillation_mi"
 figures_dir = "../figures"
 
 # %%
-import os
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cmi_toolkit.cot import cot_table, load_cot, run_cot_suite
+from cmi_toolkit.cot import VARIANTS, cot_table, load_cot, run_cot_suite, variant_of
+from cmi_toolkit.notebook import data_dir, folders
 from cmi_toolkit.results import write_json
-from cmi_toolkit.cot import VARIANTS, variant_of
 from cmi_toolkit.viz import grouped_intervals, save_figure
 
-output_dir = Path(output_dir)
-output_dir.mkdir(parents=True, exist_ok=True)
-if cot_dir is None:
-    cot_dir = os.environ.get("CMI_TOOLKIT_COT_DIR") or str(Path.cwd().parent.parent / "shared" / "data" / "cot")
+output_dir, _ = folders(output_dir, figures_dir)
+cot_dir = data_dir("cot", cot_dir)
 overrides = dict(max_train_samples=48, max_eval_samples=16, epochs=1, batch_size=16, max_rationale_length=48) if smoke else {}
 if smoke:
     seeds = seeds[:1]
