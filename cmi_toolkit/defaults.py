@@ -14,7 +14,8 @@ T = 0.1, lambda = 0.1 and EMA centroids (momentum 0.9) in feature space.
 from __future__ import annotations
 
 __all__ = ["CMI_DEFAULTS", "SPACE", "TEMPERATURE", "CMI_WEIGHT", "CENTROID_MODE", "EMA_MOMENTUM", "POOLING",
-           "MODEL", "LAMBDA_WARN_ABOVE", "ADHOC_RESULTS_DIR", "SUITE_RESULTS_DIR"]
+           "MODEL", "LAMBDA_WARN_ABOVE", "ADHOC_RESULTS_DIR", "SUITE_RESULTS_DIR", "LAB_PRESET", "LAB_LAMBDAS",
+           "LAB_SEEDS", "LAB_RESULTS_DIR"]
 
 SPACE = "feature"  # f_x (feature space, the paper's choice) rather than P_x (output space)
 TEMPERATURE = 0.1  # T of f_x = softmax(h_x / T) and of P_x = softmax(z / T) when measuring
@@ -31,6 +32,17 @@ LAMBDA_WARN_ABOVE = 10.0
 ADHOC_RESULTS_DIR = "runs/adhoc"
 #: where suite runs (``reproduce``, ``report``) are stored unless told otherwise
 SUITE_RESULTS_DIR = "results"
+
+#: the course's ``lab`` preset: SST-2 settings that learn on a laptop CPU in about a minute per model
+#: (the measured time is in each record of ``results/lab``; see :mod:`cmi_toolkit.lab`). They equal the
+#: SST-2 settings of the ``cpu5`` evidence suite.
+LAB_PRESET: dict[str, object] = {"task": "sst2", "max_train_samples": 2000, "max_eval_samples": None, "epochs": 3,
+                                 "batch_size": 32}
+#: the lambdas and seeds of the lab's cached sweep (notebook 01 loads them; 03 reuses lambda 0 and CMI_WEIGHT)
+LAB_LAMBDAS: tuple[float, ...] = (0.0, 0.03, 0.1, 0.3, 1.0)
+LAB_SEEDS: tuple[int, ...] = (0, 1, 2)
+#: the lab's result store, relative to the repository root (records committed, models not)
+LAB_RESULTS_DIR = "results/lab"
 
 CMI_DEFAULTS: dict[str, object] = {
     "space": SPACE,

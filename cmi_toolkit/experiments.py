@@ -352,12 +352,13 @@ def _majority_score(task, train, evaluation) -> float:
 
 
 def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, progress: bool = True,
-            keep_model: bool | None = None, suite: str | None = None) -> dict[str, Any]:
+            keep_model: bool | None = None, suite: str | None = None, callbacks: list | None = None) -> dict[str, Any]:
     """Run ``cfg`` unless its record exists; return the record.
 
     The record is keyed by :meth:`RunConfig.store_key` (parameters and data). ``kd_*`` runs
     execute their teacher first, ``cmi`` / ``mcmi`` runs their CE twin (for the mechanism check).
-    ``suite`` names the suite the run belongs to (recorded; ad-hoc runs have none).
+    ``suite`` names the suite the run belongs to (recorded; ad-hoc runs have none). ``callbacks``
+    (TrainerCallbacks, e.g. a notebook's progress bar) join this run's training, not its twin's.
     """
     from .evidence import degenerate_flags, mechanism_check
     from .information import measure
@@ -389,7 +390,7 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
             twin_missing = str(exc)
     ckpt_dir = store.root / "checkpoints" / key
     run = train_and_measure(cfg, glue_dir=glue_dir, output_dir=ckpt_dir, teacher=teacher, progress=progress,
-                            tokenizer=tokenizer)
+                            tokenizer=tokenizer, callbacks=callbacks)
     model, trainer, report, task, train, evaluation = (run.model, run.trainer, run.report, run.task, run.train,
                                                        run.evaluation)
     timings.update(run.timings)

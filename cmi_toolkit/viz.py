@@ -98,26 +98,38 @@ def lambda_sweep_figure(rows: Sequence[dict], selected: float | None = None, tit
                         majority: float | None = None):
     """Accuracy, CMI and NCMI against lambda (one panel each); ``selected`` is marked.
 
-    ``rows``: dicts with ``lambda``, ``accuracy``, ``cmi``, ``ncmi``. The accuracy axis is anchored at
-    [0, 1] (a one-example change must not look like a cliff), with the majority-class accuracy as a
-    dashed line when ``majority`` is given; CMI and NCMI axes start at 0.
+    ``rows``: dicts with ``lambda``, ``accuracy``, ``cmi``, ``ncmi`` (and ``seed`` when several seeds
+    share a lambda). Several rows per lambda are drawn as their mean with a bar of one standard
+    deviation over seeds, each seed as a faint dot. The accuracy axis is anchored at [0, 1] (a
+    one-example change must not look like a cliff), with the majority-class accuracy as a dashed
+    line when ``majority`` is given; CMI and NCMI axes start at 0.
     """
     from plotly.subplots import make_subplots
 
-    rows = sorted(rows, key=lambda r: r["lambda"])
-    lam = [r["lambda"] for r in rows]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("dev accuracy", "feature CMI (nats)", "NCMI"))
+    lam = sorted({float(r["lambda"]) for r in rows})
+    groups = {x: [r for r in rows if abs(float(r["lambda"]) - x) < 1e-12] for x in lam}
+    n_max = max(len(g) for g in groups.values())
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("dev accuracy", "CMI (nats)", "NCMI"))
     for col, key in enumerate(("accuracy", "cmi", "ncmi"), start=1):
-        fig.add_scatter(x=lam, y=[r[key] for r in rows], mode="lines+markers", row=1, col=col,
-                        name=key, marker={"color": PALETTE[col - 1]}, showlegend=False)
+        mean = [float(np.mean([r[key] for r in groups[x]])) for x in lam]
+        sd = [float(np.std([r[key] for r in groups[x]], ddof=1)) if len(groups[x]) > 1 else 0.0 for x in lam]
+        if n_max > 1:
+            fig.add_scatter(x=[float(r["lambda"]) for r in rows], y=[r[key] for r in rows], mode="markers",
+                            row=1, col=col, showlegend=False, hoverinfo="x+y",
+                            marker={"color": PALETTE[col - 1], "size": 5, "opacity": 0.35})
+        fig.add_scatter(x=lam, y=mean, mode="lines+markers", row=1, col=col, name=key, showlegend=False,
+                        marker={"color": PALETTE[col - 1]},
+                        error_y={"type": "data", "array": sd, "visible": n_max > 1})
         if selected is not None:
-            sel = [r for r in rows if abs(r["lambda"] - selected) < 1e-12]
-            if sel:
-                fig.add_scatter(x=[selected], y=[sel[0][key]], mode="markers", row=1, col=col, showlegend=False,
+            if selected in groups:
+                i = lam.index(selected)
+                fig.add_scatter(x=[selected], y=[mean[i]], mode="markers", row=1, col=col, showlegend=False,
                                 marker={"size": 16, "symbol": "circle-open", "line": {"width": 3}, "color": "black"})
             fig.add_vline(x=selected, line_dash="dot", row=1, col=col)
     label = f"selected λ = {selected:g}" if selected is not None else ""
-    fig.update_layout(title=title or f"CE + λ·CMI: the effect of λ   {label}", template="plotly_white", height=380)
+    seeds = f"   (mean ± sd over {n_max} seeds)" if n_max > 1 else "   (one seed)"
+    fig.update_layout(title=(title or f"CE + λ·CMI: the effect of λ   {label}") + seeds, template="plotly_white",
+                      height=380)
     fig.update_xaxes(title_text="λ")
     fig.update_yaxes(range=[0, 1], row=1, col=1)
     for col in (2, 3):

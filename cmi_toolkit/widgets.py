@@ -53,7 +53,8 @@ def show_sweep(rows: list[dict], selected: float | None = None, space: str | Non
     space = space or rows[0]["space"]
     temperature = rows[0]["temperature"] if temperature is None else temperature
     sel = [r for r in rows if _key(r) == (space, float(temperature))]
-    return lambda_sweep_figure(sel, selected=selected,
+    majority = next((r["majority"] for r in rows if r.get("majority") is not None), None)
+    return lambda_sweep_figure(sel, selected=selected, majority=majority,
                                title=f"{space} space, T = {temperature:g}: selected λ = {selected:g}"
                                if selected is not None else None)
 
@@ -126,8 +127,9 @@ class LambdaExplorer:
             return
         finally:
             self.button.disabled = False
-        # a retrained lambda replaces its old point instead of adding a duplicate
-        self.rows = [r for r in self.rows if not (r["lambda"] == row["lambda"] and _key(r) == _key(row))] + [row]
+        # a retrained (lambda, seed) replaces its old point instead of adding a duplicate
+        self.rows = [r for r in self.rows if not (r["lambda"] == row["lambda"] and _key(r) == _key(row)
+                                                  and r.get("seed") == row.get("seed"))] + [row]
         self.slider.options = [(f"{x:g}", x) for x in sorted({r["lambda"] for r in self.rows})]
         self.slider.value = lam
         self.status.value = f"λ = {lam:g}: accuracy {row['accuracy']:.4f}, CMI {row['cmi']:.4f}"

@@ -70,3 +70,16 @@ def test_dropdowns_offer_real_choices_and_empty_settings_say_so():
     assert {0.05, 0.1, 0.2, 1.0} <= set(explorer.temperature.options)
     explorer.space.value = "output"  # the sweep holds no output-space model
     assert "no model at output space, T = 0.1 yet" in explorer.status.value
+
+
+def test_several_seeds_are_drawn_as_mean_with_a_standard_deviation_bar_and_the_majority_line():
+    rows = [{**r, "seed": s, "accuracy": r["accuracy"] + d, "majority": 0.51}
+            for r in ROWS for s, d in ((0, -0.02), (1, 0.0), (2, 0.02))]
+    fig = show_sweep(rows, selected=0.1)
+    means = [t for t in fig.data if t.mode == "lines+markers"]
+    assert list(means[0].y) == pytest.approx([0.80, 0.81, 0.79])  # accuracy panel: the mean per lambda
+    assert list(means[0].error_y.array) == pytest.approx([0.02] * 3)  # sample sd of -0.02, 0, +0.02
+    assert means[0].error_y.visible
+    assert len([t for t in fig.data if t.mode == "markers" and len(t.x) == 9]) == 3  # every seed as a dot
+    assert "3 seeds" in fig.layout.title.text
+    assert any(s.y0 == 0.51 for s in fig.layout.shapes)  # the majority-class line

@@ -1,0 +1,176 @@
+"""The course's lab: runs of the ``lab`` preset, cached in a committed result store, trained on demand.
+
+Notebook 01 sweeps lambda over :data:`~cmi_toolkit.defaults.LAB_LAMBDAS` x
+:data:`~cmi_toolkit.defaults.LAB_SEEDS` with the :data:`~cmi_toolkit.defaults.LAB_PRESET` settings
+(SST-2, 2,000 training examples, 3 epochs: a model that learns in about a minute on a laptop CPU).
+Every run goes through :func:`cmi_toolkit.experiments.execute`, so a run whose record is in the store
+(``results/lab`` in the repository, committed) loads at once and a missing one trains and joins it.
+Notebook 03 reuses the same runs through :func:`model_view`: a small per-model summary of the dev set
+in feature space (PCA of f_x, the FPDCs, each example's KL to its class centroid), cached beside the
+records; building one needs the kept model, which exists where the run was trained.
+
+``python -m cmi_toolkit.lab`` (``make lab-cache``) trains whatever of the cache is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from . import defaults as D
+from .experiments import RunConfig, execute
+from .results import ResultStore, write_json
+
+__all__ = ["SMOKE_PRESET", "lab_config", "record_row", "sweep", "train_row", "timing", "model_view", "main"]
+
+#: a pipeline check of the lab in well under a minute: numbers are not meaningful
+SMOKE_PRESET: dict[str, Any] = {"max_train_samples": 256, "max_eval_samples": 200, "epochs": 1}
+
+
+def lab_config(lam: float, seed: int = 0, smoke: bool = False, **overrides: Any) -> RunConfig:
+    """The lab run at CMI weight ``lam`` (0 = plain CE) and ``seed``; ``overrides`` change any other field."""
+    params: dict[str, Any] = {**D.LAB_PRESET, **(SMOKE_PRESET if smoke else {}), **overrides}
+    method = "cmi" if lam > 0 else "ce"
+    return RunConfig(method=method, seed=seed, cmi_weight=lam if lam > 0 else D.CMI_WEIGHT, **params)
+
+
+def record_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One sweep row from a run record: the setting and what the model measured (in the space it trained)."""
+    p, m = record["params"], record["metrics"]
+    space = p.get("space", D.SPACE)
+    lam = p.get("cmi_weight", 0.0) if p["method"] in ("cmi", "mcmi") else 0.0
+    mech = record.get("checks", {}).get("mechanism") or {}
+    return {"lambda": lam, "seed": p["seed"], "space": space, "temperature": p.get("temperature", D.TEMPERATURE),
+            "accuracy": m["accuracy"], "cmi": m[f"{space}_cmi"], "ncmi": m[f"{space}_ncmi"],
+            "separation": m[f"{space}_separation"], "majority": record.get("majority_score"),
+            "flags": record.get("checks", {}).get("flags", []), "mechanism_passed": mech.get("passed"),
+            "train_s": record.get("timings", {}).get("train_s"), "key": record["key"]}
+
+
+def _store(results_dir: str | os.PathLike) -> ResultStore:
+    return ResultStore(results_dir)
+
+
+def sweep(lambdas: list[float] | tuple[float, ...] = D.LAB_LAMBDAS, seeds: list[int] | tuple[int, ...] = D.LAB_SEEDS,
+          results_dir: str | os.PathLike = D.LAB_RESULTS_DIR, glue_dir: str | None = None, train: bool = True,
+          smoke: bool = False, progress: bool = True, **overrides: Any) -> tuple[list[dict[str, Any]], list[RunConfig]]:
+    """Rows of the lambda sweep (one per lambda and seed) and the runs that are neither cached nor trained.
+
+    A run whose record is in ``results_dir`` is loaded; a missing one is trained when ``train`` is true
+    (its CE twin first, for the mechanism check) and otherwise returned in the second list.
+    """
+    from tqdm.auto import tqdm
+
+    store = _store(results_dir)
+    rows, missing = [], []
+    runs = [lab_config(lam, seed, smoke, **overrides) for lam in lambdas for seed in seeds]
+    for cfg in tqdm(runs, desc="lab runs (cached ones load at once)", disable=not progress):
+        record = store.load(cfg.store_key(glue_dir))
+        if record is None and not train:
+            missing.append(cfg)
+            continue
+        if record is None:
+            record = execute(cfg, store, glue_dir=glue_dir, progress=False, keep_model=True)
+        rows.append(record_row(record))
+    return rows, missing
+
+
+def train_row(lam: float, space: str, temperature: float, seed: int = 0, results_dir: str | os.PathLike = D.LAB_RESULTS_DIR,
+              glue_dir: str | None = None, smoke: bool = False, callbacks: list | None = None,
+              **overrides: Any) -> dict[str, Any]:
+    """The row of one lab run at (lambda, space, T, seed): loaded when cached, else trained (for the widget)."""
+    cfg = lab_config(lam, seed, smoke, space=space, temperature=temperature, **overrides)
+    return record_row(execute(cfg, _store(results_dir), glue_dir=glue_dir, progress=False, keep_model=True,
+                              callbacks=callbacks))
+
+
+def timing(rows: list[dict[str, Any]], results_dir: str | os.PathLike = D.LAB_RESULTS_DIR) -> dict[str, Any]:
+    """Median training time of the rows' runs and the machine they ran on (from the records' provenance)."""
+    store = _store(results_dir)
+    times = [r["train_s"] for r in rows if r.get("train_s") is not None]
+    machines = set()
+    for r in rows:
+        prov = (store.load(r["key"]) or {}).get("provenance", {})
+        machines.add(f"{prov.get('device_name') or prov.get('cpu') or '?'}, {prov.get('threads', '?')} threads")
+    return {"median_train_s": statistics.median(times) if times else None, "runs": len(times),
+            "machines": sorted(machines)}
+
+
+def _view_path(store: ResultStore, key: str) -> Path:
+    return store.root / "views" / f"{key}.json"
+
+
+def model_view(cfg: RunConfig, results_dir: str | os.PathLike = D.LAB_RESULTS_DIR, glue_dir: str | None = None,
+               train: bool = True) -> dict[str, Any]:
+    """What notebook 03 shows of one run, in feature space at the run's T, on its dev set.
+
+    ``xy``: the first two principal components of f_x = softmax(h_x / T) (PCA is linear, so a class's
+    centroid ``centroid_xy`` is exactly the mean of its points); ``fpdc``: the centroids g_y;
+    ``kl``: each example's KL(f_x || g_y) to its own class centroid, whose mean is the CMI.
+    Cached as ``views/<key>.json`` in the store; built from the kept model (trained first when
+    ``train`` and the model is missing); FileNotFoundError when neither exists.
+    """
+    import numpy as np
+    import torch
+
+    from .experiments import _load_saved, prepare_data
+    from .information import measure
+    from .models import load_tokenizer
+
+    store = _store(results_dir)
+    key = cfg.store_key(glue_dir)
+    path = _view_path(store, key)
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    model_dir = store.root / "models" / key
+    if not (model_dir / "config.json").is_file():
+        if not train:
+            raise FileNotFoundError(f"{path}: no cached view of lab run {key} and no kept model; "
+                                    "run with train=True (about a minute on a laptop CPU)")
+        execute(cfg, store, glue_dir=glue_dir, progress=False, keep_model=True)
+    tokenizer = load_tokenizer(str(model_dir))
+    task, _, evaluation = prepare_data(cfg, tokenizer, glue_dir)
+    rep = measure(_load_saved(model_dir), evaluation, tokenizer, task=task, pooling=cfg.pooling,
+                  temperature=cfg.temperature, keep_outputs=True, progress=False)
+    f = torch.softmax(rep.features.double() / cfg.temperature, -1)
+    labels = rep.labels.long()
+    g = rep.feature.centroids.double()
+    kl = (f * (torch.log(f.clamp_min(1e-300)) - torch.log(g[labels].clamp_min(1e-300)))).sum(-1)
+    x = f.numpy()
+    mean = x.mean(0, keepdims=True)
+    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+    proj = vt[:2].T
+    view = {"key": key, "method": cfg.method, "lambda": cfg.cmi_weight if cfg.method == "cmi" else 0.0,
+            "seed": cfg.seed, "temperature": cfg.temperature, "accuracy": rep.accuracy, "cmi": rep.feature.cmi,
+            "separation": rep.feature.separation, "label_names": list(task.label_names),
+            "labels": labels.tolist(), "xy": np.round((x - mean) @ proj, 6).tolist(),
+            "centroid_xy": np.round((g.numpy() - mean) @ proj, 6).tolist(),
+            "explained": np.round(s[:2] ** 2 / (s**2).sum(), 4).tolist(),
+            "fpdc": np.round(g.numpy(), 7).tolist(), "kl": np.round(kl.numpy(), 6).tolist()}
+    write_json(path, view)
+    return view
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train what the lab cache lacks: the sweep and the views notebook 03 shows."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m cmi_toolkit.lab", description=main.__doc__)
+    parser.add_argument("--results_dir", default=D.LAB_RESULTS_DIR)
+    parser.add_argument("--glue_dir", default=None)
+    args = parser.parse_args(argv)
+    rows, _ = sweep(results_dir=args.results_dir, glue_dir=args.glue_dir)
+    for lam in (0.0, D.CMI_WEIGHT):
+        model_view(lab_config(lam, D.LAB_SEEDS[0]), args.results_dir, args.glue_dir)
+    t = timing(rows, args.results_dir)
+    print(f"{len(rows)} lab runs in {args.results_dir}; median training time {t['median_train_s']:.0f} s "
+          f"({'; '.join(t['machines'])})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
