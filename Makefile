@@ -19,7 +19,7 @@ export CMI_TOOLKIT_GLUE_DIR ?= $(GLUE_DIR)
 export CMI_TOOLKIT_COT_DIR ?= $(COT_DIR)
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup demo test lint lab bench clean browser-deps data-dirs notebooks-sync readme
+.PHONY: setup demo test lint lab lab-cache bench clean browser-deps data-dirs notebooks-sync readme
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
