@@ -149,9 +149,22 @@ def model_view(cfg: RunConfig, results_dir: str | os.PathLike = D.LAB_RESULTS_DI
             "labels": labels.tolist(), "xy": np.round((x - mean) @ proj, 6).tolist(),
             "centroid_xy": np.round((g.numpy() - mean) @ proj, 6).tolist(),
             "explained": np.round(s[:2] ** 2 / (s**2).sum(), 4).tolist(),
-            "fpdc": np.round(g.numpy(), 7).tolist(), "kl": np.round(kl.numpy(), 6).tolist()}
+            "fpdc": np.round(g.numpy(), 7).tolist(), "kl": np.round(kl.numpy(), 6).tolist(),
+            "umap_xy": _umap(x, cfg.seed)}
     write_json(path, view)
     return view
+
+
+def _umap(points, seed: int) -> list[list[float]] | None:
+    """2-D UMAP of ``points`` (umap-learn), None where it is not installed."""
+    try:
+        import umap
+    except ImportError:
+        return None
+    import numpy as np
+
+    xy = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(points) - 1)).fit_transform(points)
+    return np.round(xy, 5).tolist()
 
 
 def main(argv: list[str] | None = None) -> int:

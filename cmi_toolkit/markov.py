@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["POOLINGS", "MarkovOutput", "MarkovSourceView", "SyntheticMarkovSource"]
+__all__ = ["POOLINGS", "MarkovOutput", "MarkovSourceView", "SyntheticMarkovSource", "estimator_bias"]
 
 POOLINGS = ("auto", "pooler", "cls", "mean")
 
@@ -199,15 +199,25 @@ class SyntheticMarkovSource:
         """Every sequence of length L, in lexicographic order: |A|^L x L."""
         return torch.tensor(list(itertools.product(range(self.alphabet_size), repeat=self.length)), dtype=torch.long)
 
+    def _check_all(self, probs: Tensor) -> Tensor:
+        n = self.alphabet_size**self.length
+        if probs.shape[0] != n:
+            raise ValueError(f"need outputs on all {n} sequences, got {probs.shape[0]}")
+        return probs.to(torch.float64)
+
+    def exact_centroids(self, probs: Tensor) -> Tensor:
+        """Q_y = sum_x P(x | y) P(.|x) for outputs ``probs`` on :meth:`all_sequences`: C x K."""
+        p = self._check_all(probs)
+        return torch.exp(self.log_likelihood(self.all_sequences())).T @ p
+
     def exact_cmi(self, probs: Tensor) -> float:
         """Exact I(X; Y^ | Y) in nats of a classifier with outputs ``probs`` on :meth:`all_sequences`.
 
         I(X; Y^ | Y) = sum_y P(y) sum_x P(x | y) KL(P(.|x) || Q_y),  Q_y = sum_x P(x | y) P(.|x).
+        The same formula with f_x in place of P(.|x) gives I(X; Z | Y) of a feature index Z.
         """
         seqs = self.all_sequences()
-        if probs.shape[0] != seqs.shape[0]:
-            raise ValueError(f"need outputs on all {seqs.shape[0]} sequences, got {probs.shape[0]}")
-        p = probs.to(torch.float64)
+        p = self._check_all(probs)
         px_given_y = torch.exp(self.log_likelihood(seqs))  # X x C, columns sum to 1
         q = px_given_y.T @ p  # C x K centroids
         log_p = torch.where(p > 0, torch.log(p.clamp_min(1e-300)), torch.zeros_like(p))
@@ -215,3 +225,51 @@ class SyntheticMarkovSource:
         cross = p @ torch.log(q.clamp_min(1e-300)).T  # X x C : sum_k p log Q_y
         kl = neg_entropy[:, None] - cross  # X x C
         return float((self.class_prior * (px_given_y * kl).sum(0)).sum())
+
+    def bigram_features(self, seqs: Tensor) -> Tensor:
+        """h_x of the synthetic part: the share of each symbol pair (a, b) among the sequence's L - 1 bigrams.
+
+        N x |A|^2, a stand-in for the pooled features a transformer's head reads; f_x = softmax(h_x / T)
+        turns it into the distribution of the feature index Z.
+        """
+        a = self.alphabet_size
+        pairs = seqs[:, :-1] * a + seqs[:, 1:]
+        h = torch.zeros(seqs.shape[0], a * a, dtype=torch.float64)
+        h.scatter_add_(1, pairs, torch.ones_like(pairs, dtype=torch.float64))
+        return h / (self.length - 1)
+
+
+def estimator_bias(source: SyntheticMarkovSource, ns: list[int], reps: int, outputs=None,
+                   seed: int = 0) -> dict[str, list[float]]:
+    """The plug-in CMI estimate from N samples against the truth, ``reps`` draws per N.
+
+    ``outputs(seqs) -> N x K`` is the classifier (default: the Bayes posterior). Two estimators:
+    *plug-in*, mean KL(p_i || g_hat_{y_i}) with centroids g_hat fitted to the same samples (what
+    :func:`~cmi_toolkit.information.conditional_mutual_information` computes), and *oracle*, the
+    same mean KL to the exact centroids Q_y. The fitted centroid minimises the class's summed KL
+    (sum_i KL(p_i || g) = sum_i KL(p_i || g_hat) + n KL(g_hat || g)), so on every sample set the
+    plug-in is below the oracle by the mean KL(g_hat_y || Q_y) ("gap"): a downward bias that shrinks
+    like 1/N. The oracle is unbiased. Returns per N the means and standard deviations of both
+    estimates and the mean and largest gap (plug-in minus oracle, never above 0).
+    """
+    from .information import conditional_mutual_information
+
+    outputs = outputs or source.posterior
+    q = source.exact_centroids(outputs(source.all_sequences()))
+    out: dict[str, list[float]] = {"n": list(ns), "plugin_mean": [], "plugin_sd": [], "oracle_mean": [],
+                                   "oracle_sd": [], "gap_mean": [], "gap_max": [],
+                                   "exact": source.exact_cmi(outputs(source.all_sequences()))}
+    for n in ns:
+        plug, oracle = [], []
+        for r in range(reps):
+            s, y = source.sample(n, seed=seed + 1000 * r + n)
+            p = outputs(s).to(torch.float64)
+            plug.append(float(conditional_mutual_information(p, y, source.num_classes)))
+            oracle.append(float(conditional_mutual_information(p, y, source.num_classes, centroids=q)))
+        for name, values in (("plugin", plug), ("oracle", oracle)):
+            out[f"{name}_mean"].append(float(torch.tensor(values).mean()))
+            out[f"{name}_sd"].append(float(torch.tensor(values).std()) if reps > 1 else 0.0)
+        gaps = [a - b for a, b in zip(plug, oracle, strict=True)]
+        out["gap_mean"].append(sum(gaps) / len(gaps))
+        out["gap_max"].append(max(gaps))
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["folders", "data_dir"]
+__all__ = ["folders", "data_dir", "cap_threads"]
 
 _ENV = {"glue": "CMI_TOOLKIT_GLUE_DIR", "cot": "CMI_TOOLKIT_COT_DIR"}
 
@@ -23,3 +23,23 @@ def data_dir(kind: str, given: str | os.PathLike | None = None) -> str:
     if given is not None:
         return str(given)
     return os.environ.get(_ENV[kind]) or str(Path.cwd().parent.parent / "shared" / "data" / kind)
+
+
+def cap_threads(limit: int = 4) -> int:
+    """Cap torch's intra-op threads at ``limit`` (or ``$CMI_TOOLKIT_THREADS``) and its inter-op threads at 1.
+
+    Small models gain little beyond four threads, and a class's laptops or a shared server should
+    stay responsive; tokenizers' own thread pool is switched off for the same reason. Returns the
+    number of threads torch will use.
+    """
+    import torch
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    wanted = int(os.environ.get("CMI_TOOLKIT_THREADS") or limit)
+    threads = max(1, min(wanted, os.cpu_count() or 1))
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set, or parallel work has started: keep what is there
+        pass
+    return threads

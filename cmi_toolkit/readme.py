@@ -6,6 +6,7 @@ The README marks each generated table with an HTML comment naming its source,
     <!-- table: cot cqa gpu -->           the CoT table of preset ``gpu`` on CQA (results/cot/)
     <!-- table: cot cqa gpu mask_padding=false -->   ... with an override
     <!-- table: presets cola -->          CE presets of a task scored on held-out training data (results/presets/)
+    <!-- table: lab -->                   the course's cached lab sweep (results/lab/, notebook 01)
 
 followed by the table and closed by ``<!-- /table -->``. :func:`update` rewrites every block from
 the records; ``check=True`` only compares and lists the blocks that differ (the test suite does this).
@@ -58,8 +59,49 @@ def render(spec: str, root: str | Path = REPO) -> str:
         return cot_table(records)
     if words[0] == "presets" and len(words) == 2:
         return _presets(ResultStore(root / "results" / "presets").all_records(), words[1])
-    raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'presets TASK' or "
+    if words == ["lab"]:
+        return _lab(root / "results" / "lab")
+    raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'presets TASK', 'lab' or "
                      "'cot DATASET PRESET [key=value ...]'")
+
+
+def _lab(results_dir: Path) -> str:
+    """The lab sweep of notebook 01: per lambda, accuracy and CMI over seeds, the paired accuracy change
+    against CE, mechanism checks and flags; the majority class and the measured training time below."""
+    import statistics
+
+    from . import defaults as D
+    from .evidence import paired_comparison
+    from .lab import sweep, timing
+
+    rows, missing = sweep(results_dir=results_dir, train=False, progress=False)
+    if missing or not rows:
+        raise ValueError(f"README block 'table: lab': {len(missing)} lab runs missing in {results_dir}; "
+                         "run `make lab-cache`")
+    by_lam: dict[float, dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        by_lam.setdefault(r["lambda"], {})[r["seed"]] = r
+    ce = by_lam[0.0]
+    lines = ["| λ | seeds | dev accuracy (mean ± sd) | Δ accuracy vs CE [95 % CI] | verdict | feature CMI (mean ± sd) "
+             "| CMI below its CE twin | flagged |", "|---|---|---|---|---|---|---|---|"]
+    for lam, runs in sorted(by_lam.items()):
+        seeds = sorted(runs)
+        acc = [100 * runs[s]["accuracy"] for s in seeds]
+        cmi = [runs[s]["cmi"] for s in seeds]
+        if lam > 0:
+            c = paired_comparison(acc, [100 * ce[s]["accuracy"] for s in seeds])
+            delta, word = f"{c['mean']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]", c["verdict"]
+            mech = f"{sum(runs[s]['mechanism_passed'] is True for s in seeds)}/{len(seeds)}"
+        else:
+            delta, word, mech = "(baseline)", "", ""
+        lines.append(f"| {lam:g} | {len(seeds)} | {statistics.mean(acc):.2f} ± {statistics.stdev(acc):.2f} | {delta} "
+                     f"| {word} | {statistics.mean(cmi):.3f} ± {statistics.stdev(cmi):.3f} | {mech} "
+                     f"| {sum(bool(runs[s]['flags']) for s in seeds)} |")
+    t = timing(rows, results_dir)
+    lines += ["", f"Lab preset: {D.LAB_PRESET['task']}, {D.LAB_PRESET['max_train_samples']:,} training examples, "
+              f"{D.LAB_PRESET['epochs']} epochs, full dev set. Majority class: {100 * rows[0]['majority']:.2f} %. "
+              f"Median training time per model: {t['median_train_s']:.0f} s ({'; '.join(t['machines'])})."]
+    return "\n".join(lines)
 
 
 def _presets(records: list[dict[str, Any]], task: str) -> str:

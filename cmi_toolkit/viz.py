@@ -13,12 +13,12 @@ __all__ = [
     "lambda_sweep_figure",
     "convergence_figure",
     "cluster_figure",
-    "centroid_heatmap",
+    "fpdc_heatmap",
+    "kl_histograms",
     "training_curve",
-    "grouped_bars",
     "grouped_intervals",
-    "embed_2d",
     "side_by_side",
+    "show_figure",
 ]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
@@ -41,6 +41,25 @@ def _write_plotlyjs(folder: Path) -> Path:
     if not target.is_file() or target.stat().st_size != len(js.encode()):
         atomic_write_text(target, js)
     return target
+
+
+def show_figure(fig, name: str, figures_dir: str | os.PathLike = "figures") -> dict[str, Path]:
+    """:func:`save_figure`, then display ``fig`` with its PNG as a fallback in the same output.
+
+    The output carries the plotly figure (JupyterLab draws it, interactive) and, when a PNG could be
+    written, the PNG too: GitHub and nbviewer, which run no JavaScript, show the picture.
+    """
+    import base64
+    import json
+
+    from IPython.display import display
+
+    out = save_figure(fig, name, figures_dir)
+    bundle = {"application/vnd.plotly.v1+json": json.loads(fig.to_json()), "text/plain": f"<figure {name}>"}
+    if "png" in out:
+        bundle["image/png"] = base64.b64encode(out["png"].read_bytes()).decode()
+    display(bundle, raw=True)
+    return out
 
 
 def grouped_intervals(groups: Sequence[str], series: dict[str, Sequence[float | None]],
@@ -140,43 +159,42 @@ def lambda_sweep_figure(rows: Sequence[dict], selected: float | None = None, tit
     return fig
 
 
-def convergence_figure(ns: Sequence[int], estimates: Sequence[float], exact: float, spread: Sequence[float] | None = None):
-    """Plug-in CMI estimates against the sample size, with the exact value as a line."""
-    import plotly.graph_objects as go
+def convergence_figure(study: dict):
+    """The plug-in CMI estimate against the sample size (:func:`cmi_toolkit.markov.estimator_bias`).
 
-    fig = go.Figure()
-    fig.add_scatter(x=list(ns), y=list(estimates), mode="lines+markers", name="estimate from N samples",
-                    error_y={"type": "data", "array": list(spread)} if spread is not None else None)
-    fig.add_hline(y=exact, line_dash="dash", annotation_text=f"exact I(X; Ŷ | Y) = {exact:.4f}")
-    fig.update_layout(title="Estimated vs exact CMI of the Bayes classifier", xaxis_type="log",
-                      xaxis_title="samples N", yaxis_title="nats", template="plotly_white")
+    Left: the plug-in and the exact-centroid ("oracle") estimates, mean and one standard deviation
+    over draws, with the exact value as a dashed line. Right: their mean difference, the downward
+    bias that fitting the centroids to the same samples adds, against a zero line.
+    """
+    from plotly.subplots import make_subplots
+
+    ns = list(study["n"])
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("estimate from N samples (mean ± sd over draws)",
+                                                        "bias of the plug-in: plug-in − oracle"))
+    for i, (name, label) in enumerate((("plugin", "plug-in (centroids fitted to the samples)"),
+                                       ("oracle", "oracle (exact centroids Q_y)"))):
+        fig.add_scatter(x=ns, y=study[f"{name}_mean"], mode="lines+markers", name=label, row=1, col=1,
+                        marker={"color": PALETTE[i]}, error_y={"type": "data", "array": study[f"{name}_sd"]})
+    fig.add_hline(y=study["exact"], line_dash="dash", row=1, col=1,
+                  annotation_text=f"exact I(X; Ŷ | Y) = {study['exact']:.4f}")
+    fig.add_scatter(x=ns, y=study["gap_mean"], mode="lines+markers", name="mean gap", row=1, col=2,
+                    marker={"color": PALETTE[2]}, showlegend=False)
+    fig.add_hline(y=0.0, line_color="black", row=1, col=2)
+    fig.update_xaxes(type="log", title_text="samples N")
+    fig.update_yaxes(title_text="nats", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="nats", row=1, col=2)
+    fig.update_layout(title="Plug-in CMI of the Bayes classifier against the truth", template="plotly_white",
+                      height=420, legend={"orientation": "h", "y": -0.25})
     return fig
 
 
-def embed_2d(points: np.ndarray, extra: np.ndarray | None = None, method: str = "umap", seed: int = 0):
-    """2-D embedding of ``points`` (and of ``extra`` in the same map). Returns (xy, extra_xy, method used).
-
-    ``method="umap"`` uses umap-learn; when it is not installed, PCA (numpy SVD) is used and the
-    returned method says so.
-    """
-    if method == "umap":
-        try:
-            import umap
-
-            reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(points) - 1))
-            xy = reducer.fit_transform(points)
-            return xy, (reducer.transform(extra) if extra is not None else None), "UMAP"
-        except ImportError:
-            method = "pca"
-    mean = points.mean(0, keepdims=True)
-    _, _, vt = np.linalg.svd(points - mean, full_matrices=False)
-    proj = vt[:2].T
-    return (points - mean) @ proj, ((extra - mean) @ proj if extra is not None else None), "PCA (umap-learn missing)"
-
-
 def cluster_figure(xy: np.ndarray, labels: Sequence[int], centroids_xy: np.ndarray | None, label_names: Sequence[str],
-                   title: str, method: str = "UMAP"):
-    """Scatter of 2-D embedded samples coloured by class, centroids as large crosses."""
+                   title: str, method: str = "PCA"):
+    """Scatter of 2-D projected samples coloured by class, centroids (when given) as large crosses.
+
+    Draw centroids only in a linear projection (PCA), where a class's centroid is exactly the mean of
+    its projected points; a non-linear map (UMAP) has no place for them.
+    """
     import plotly.graph_objects as go
 
     labels = np.asarray(labels)
@@ -189,18 +207,60 @@ def cluster_figure(xy: np.ndarray, labels: Sequence[int], centroids_xy: np.ndarr
         fig.add_scatter(x=centroids_xy[:, 0], y=centroids_xy[:, 1], mode="markers+text", name="FPDC (centroid)",
                         text=list(label_names), textposition="top center",
                         marker={"size": 18, "symbol": "x", "color": "black"})
-    fig.update_layout(title=f"{title} ({method} of f_x)", template="plotly_white",
+    fig.update_layout(title=f"{title} ({method} of f_x)", template="plotly_white", yaxis={"scaleanchor": "x"},
                       xaxis_title=f"{method} 1", yaxis_title=f"{method} 2")
     return fig
 
 
-def centroid_heatmap(centroids: np.ndarray, label_names: Sequence[str], title: str = "FPDCs g_y over feature dimensions"):
-    """The centroids themselves: one row per class, one column per feature dimension."""
+def fpdc_heatmap(views: dict[str, dict], title: str = "FPDCs g_y of both models on one colour scale"):
+    """The centroids of several models (``{name: view}``, views of :func:`cmi_toolkit.lab.model_view`).
+
+    One row per (model, class), one column per feature dimension, one colour scale from 0 to the
+    largest entry, so a sharper centroid looks sharper. Columns are ordered by the first model's
+    g_1 - g_0 (the dimensions that separate the classes at the two ends).
+    """
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Heatmap(z=np.asarray(centroids), y=list(label_names), colorscale="Viridis",
-                               colorbar={"title": "probability"}))
-    fig.update_layout(title=title, xaxis_title="feature dimension i", template="plotly_white", height=300)
+    names = list(views)
+    first = np.asarray(views[names[0]]["fpdc"])
+    order = np.argsort(first[-1] - first[0])[::-1] if first.shape[0] > 1 else np.arange(first.shape[1])
+    rows, labels = [], []
+    for name in names:
+        g = np.asarray(views[name]["fpdc"])
+        for c, label in enumerate(views[name]["label_names"]):
+            rows.append(g[c, order])
+            labels.append(f"{name} · {label}")
+    z = np.asarray(rows)
+    fig = go.Figure(go.Heatmap(z=z, y=labels, zmin=0.0, zmax=float(z.max()), colorscale="Viridis",
+                               colorbar={"title": "g_y(i)"}))
+    fig.update_layout(title=title, template="plotly_white", height=120 + 45 * len(rows),
+                      xaxis_title=f"feature dimension i, ordered by {names[0]}'s g_1(i) − g_0(i)",
+                      yaxis={"autorange": "reversed"})
+    return fig
+
+
+def kl_histograms(views: dict[str, dict], bins: int = 40):
+    """Each example's KL(f_x || g_y) to its own class centroid, per model and class, on one x axis.
+
+    The mean of a model's values is its CMI (a dotted line per model). Tight clusters pile up near 0.
+    """
+    from plotly.subplots import make_subplots
+
+    names = list(views)
+    top = max(float(np.quantile(views[n]["kl"], 0.99)) for n in names)
+    fig = make_subplots(rows=1, cols=len(names), shared_yaxes=True, subplot_titles=[
+        f"{n}: CMI = mean KL = {np.mean(views[n]['kl']):.3f} nats" for n in names])
+    for col, name in enumerate(names, start=1):
+        kl, labels = np.asarray(views[name]["kl"]), np.asarray(views[name]["labels"])
+        for c, label in enumerate(views[name]["label_names"]):
+            fig.add_histogram(x=kl[labels == c], name=label, opacity=0.6, marker={"color": PALETTE[c % 6]},
+                              xbins={"start": 0.0, "end": top, "size": top / bins}, histnorm="probability",
+                              showlegend=col == 1, row=1, col=col)
+        fig.add_vline(x=float(kl.mean()), line_dash="dot", line_color="black", row=1, col=col)
+    fig.update_layout(barmode="overlay", template="plotly_white", height=400,
+                      title="Per-example KL(f_x ‖ g_y) to the own class centroid (99 % of examples shown)")
+    fig.update_xaxes(title_text="nats", range=[0, top])
+    fig.update_yaxes(title_text="share of the class", rangemode="tozero", row=1, col=1)
     return fig
 
 
@@ -214,20 +274,6 @@ def training_curve(history: Sequence[dict], keys: Sequence[str] = ("accuracy", "
         fig.add_scatter(x=steps, y=[h[k] for h in history], mode="lines+markers", row=1, col=i, showlegend=False)
     fig.update_xaxes(title_text="training step")
     fig.update_layout(title="Along training", template="plotly_white", height=350)
-    return fig
-
-
-def grouped_bars(groups: Sequence[str], series: dict[str, Sequence[float]], errors: dict[str, Sequence[float]] | None = None,
-                 title: str = "", yaxis: str = "score (%)"):
-    """Grouped bar chart: one bar per series within each group, optional error bars."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for name, values in series.items():
-        err = (errors or {}).get(name)
-        fig.add_bar(name=name, x=list(groups), y=list(values),
-                    error_y={"type": "data", "array": list(err)} if err is not None else None)
-    fig.update_layout(barmode="group", title=title, yaxis_title=yaxis, template="plotly_white")
     return fig
 
 

@@ -15,27 +15,53 @@
 # %% [markdown]
 # # 00 · A classifier as a Markov source
 #
-# A transformer classifier reads a token sequence **x** and emits a label. Following Sivakaran & Yang (2025) we
-# view it as a *high-order Markov source*: the input sequence is the source's state, and from that state the model
-# emits symbols from two distributions:
+# "Markov" means two different things in this course, and it pays to keep them apart.
 #
-# * the **label prediction** $\hat Y \sim P_x = \mathrm{softmax}(z_x / T)$ (output space), and
-# * a **feature index** $Z \sim f_x = \mathrm{softmax}(h_x / T)$ over the dimensions of the pooled feature vector
-#   $h_x$ that the classification head reads (feature space).
+# 1. **The chain that makes the data.** In the synthetic part below, each class $y$ owns a $k$-th order Markov
+#    chain over symbols: $x_1 \dots x_k$ are uniform and every later symbol is drawn from the class's transition
+#    table, $P(x_t \mid x_{t-k..t-1}, y) = T_y[x_{t-k..t-1}, x_t]$. This is a stand-in for text: a sentence is a
+#    sequence whose statistics depend on its label.
+# 2. **The classifier as a source.** Following Sivakaran & Yang (2025), read a trained classifier as a *high-order
+#    Markov source*: its **state** is the whole input sequence $x$ (every token it attends to, hence "high order"),
+#    and from that state it emits symbols from two distributions:
+#    * the **label prediction** $\hat Y \sim P_x = \mathrm{softmax}(z_x / T)$ (output space), and
+#    * a **feature index** $Z \sim f_x = \mathrm{softmax}(h_x / T)$ over the dimensions of the pooled feature
+#      vector $h_x$ that the classification head reads (feature space).
 #
-# With the true label $Y$, $Y \to X \to (\hat Y, Z)$ is a Markov chain. The **conditional mutual information**
+# The two meet in one chain of random variables: the first chain produces the state $X$ from the label $Y$, the
+# second emits from the state, and the model sees nothing but $X$:
 #
-# $$I(X; \hat Y \mid Y) = \mathbb{E}\left[ \mathrm{KL}(P_X \,\|\, Q_Y) \right], \qquad Q_y = \mathbb{E}[P_X \mid Y = y]$$
+# $$Y \;\to\; X \;\to\; (\hat Y, Z), \qquad P(\hat y \mid x, y) = P_x(\hat y).$$
 #
-# measures how much a model's output still depends on *which* example of a class it saw: low CMI means tight
-# class clusters. $Q_y$ is the **output probability distribution centroid** (OPDC) of class $y$; its feature-space
-# twin $g_y = \mathbb{E}[f_X \mid Y = y]$ is the **FPDC**.
+# ## From the chain to the KL identity
 #
-# This notebook builds a *synthetic* class-conditional Markov source where everything is exact, so the kit's
-# estimator can be checked against the truth.
+# The **conditional mutual information** $I(X; \hat Y \mid Y)$ measures how much the model's output still depends
+# on *which* example of a class it saw. Start from its definition and use the Markov property twice:
+#
+# $$I(X; \hat Y \mid Y) = H(\hat Y \mid Y) - H(\hat Y \mid X, Y) = H(\hat Y \mid Y) - \mathbb{E}\,H(P_X)
+# \qquad (\text{given } X, \text{ the label adds nothing}).$$
+#
+# The distribution of $\hat Y$ given $Y = y$ averages the emissions over the states of that class:
+#
+# $$P(\hat y \mid y) = \sum_x P(x \mid y)\, P_x(\hat y) =: Q_y(\hat y),$$
+#
+# and since $Q_Y$ is that average, $H(\hat Y \mid Y) = -\mathbb{E}\sum_{\hat y} P_X(\hat y) \log Q_Y(\hat y)$.
+# Subtracting,
+#
+# $$I(X; \hat Y \mid Y) = \mathbb{E}_{X,Y}\Big[\sum_{\hat y} P_X(\hat y) \log \frac{P_X(\hat y)}{Q_Y(\hat y)}\Big]
+# = \mathbb{E}\left[ \mathrm{KL}(P_X \,\|\, Q_Y) \right].$$
+#
+# $Q_y$ is the **output probability distribution centroid** (OPDC) of class $y$. The same steps with $Z$ and
+# $f_x$ give $I(X; Z \mid Y) = \mathbb{E}\,\mathrm{KL}(f_X \,\|\, g_Y)$ with the **FPDC** $g_y = \mathbb{E}[f_X \mid Y = y]$,
+# the quantity the kit's fine-tuning penalises. Low CMI means tight class clusters.
+#
+# This notebook builds the synthetic source, where every quantity is exact, and checks the identity, the role of
+# $T$ and the kit's estimator against the truth.
 
 # %% [markdown]
-# **Objectives.** You will read a classifier as a Markov source; derive CMI as an expected KL; estimate it and see the estimator's small-sample bias.
+# **Objectives.** You will tell the two Markov chains apart and connect them in $Y \to X \to (\hat Y, Z)$; derive CMI
+# as an expected KL and check it numerically; see what the temperature $T$ does to $I(X; Z \mid Y)$; estimate CMI
+# from samples and see the estimator's small-sample bias.
 #
 # **Prerequisites.** probability, entropy and KL divergence; Python and PyTorch basics.
 #
@@ -56,41 +82,44 @@ figures_dir = "../figures"
 # %%
 if smoke:
     print("smoke: pipeline check, numbers are not meaningful")
+import string
+
 import numpy as np
+import pandas as pd
 import torch
 
-from cmi_toolkit.information import class_centroids, conditional_mutual_information
-from cmi_toolkit.markov import SyntheticMarkovSource
+from cmi_toolkit.information import class_centroids
+from cmi_toolkit.markov import SyntheticMarkovSource, estimator_bias
+from cmi_toolkit.notebook import cap_threads, folders
 from cmi_toolkit.results import write_json
-from cmi_toolkit.viz import convergence_figure, save_figure
-from pathlib import Path
+from cmi_toolkit.viz import convergence_figure, show_figure
 
-output_dir, figures_dir = Path(output_dir), Path(figures_dir)
-output_dir.mkdir(parents=True, exist_ok=True)
+output_dir, figures_dir = folders(output_dir, figures_dir)
+cap_threads()  # at most 4 torch threads: a laptop or a shared server stays responsive
 
 # %% [markdown]
-# ## The source
+# ## Chain 1: the source
 #
-# One $k$-th order Markov chain per class: the first $k$ symbols are uniform, every later symbol is drawn from the
-# class's transition table $T_y[\text{last } k \text{ symbols}, \cdot]$. With a small alphabet and short
-# sequences we can enumerate **every** sequence, so $P(x \mid y)$, the Bayes posterior $P(y \mid x)$ and the CMI
-# of any classifier are exact.
+# One $k$-th order Markov chain per class. With a small alphabet and short sequences we can enumerate **every**
+# sequence, so $P(x \mid y)$, the Bayes posterior $P(y \mid x)$ and the CMI of any classifier are exact.
 
 # %%
 source = SyntheticMarkovSource(num_classes=2, alphabet_size=alphabet_size, order=order, length=length, seed=seed)
 sequences = source.all_sequences()
+symbols = string.ascii_lowercase + string.digits
 print(f"{len(sequences):,} possible sequences of length {length} over {alphabet_size} symbols")
 seqs, labels = source.sample(5, seed=seed)
 for s, y in zip(seqs.tolist(), labels.tolist()):
-    print("class", y, "sequence", "".join("abc"[i] for i in s))
+    print("class", y, "sequence", "".join(symbols[i] for i in s))
 
 # %% [markdown]
-# ## Exact CMI of two classifiers
+# ## Chain 2: two classifiers as sources, and their exact CMI
 #
-# * the **Bayes classifier** $P(\hat y \mid x) = P(y \mid x)$, and
+# * the **Bayes classifier** emits $\hat Y \sim P(y \mid x)$, and
 # * a **tempered** copy of it (posterior logits divided by 4: less confident, so its outputs vary less within a class).
 #
-# `exact_cmi` sums over all sequences: $\sum_y P(y) \sum_x P(x\mid y)\,\mathrm{KL}(P(\cdot\mid x)\,\|\,Q_y)$.
+# `exact_cmi` sums over all sequences: $\sum_y P(y) \sum_x P(x\mid y)\,\mathrm{KL}(P_x\,\|\,Q_y)$. The next cell
+# also computes $H(\hat Y \mid Y) - H(\hat Y \mid X)$ directly, the first line of the derivation: the two agree.
 
 # %%
 bayes = source.posterior(sequences)
@@ -98,34 +127,57 @@ tempered = torch.softmax(torch.log(bayes) / 4, dim=-1)
 exact = {"bayes": source.exact_cmi(bayes), "tempered": source.exact_cmi(tempered)}
 test_x, test_y = source.sample(20000, seed=seed + 1)
 accuracy_of_bayes = float((source.posterior(test_x).argmax(-1) == test_y).double().mean())
+
+
+def entropy(p):
+    return -(p * torch.log(p.clamp_min(1e-300))).sum(-1)
+
+
+px_given_y = torch.exp(source.log_likelihood(sequences))  # every sequence x every class
+h_given_y = float((source.class_prior * entropy(source.exact_centroids(bayes))).sum())
+h_given_x = float((source.class_prior * (px_given_y * entropy(bayes)[:, None]).sum(0)).sum())
 print(f"exact I(X; Y^ | Y), Bayes classifier:    {exact['bayes']:.6f} nats")
+print(f"H(Y^ | Y) - H(Y^ | X), same classifier:  {h_given_y - h_given_x:.6f} nats   (the identity)")
 print(f"exact I(X; Y^ | Y), tempered classifier: {exact['tempered']:.6f} nats")
 print(f"Bayes accuracy on 20,000 samples: {accuracy_of_bayes:.4f}")
 
 # %% [markdown]
-# ## The kit's estimator against the truth
+# ## The feature index $Z$ and the temperature $T$
 #
-# `conditional_mutual_information(probs, labels, num_classes)` is the plug-in estimator: per-class centroids of
-# the rows, then the mean KL of each row to its class centroid. With more samples it converges to the exact value.
+# A transformer's head reads a pooled feature vector $h_x$. Our synthetic stand-in: $h_x$ = the share of each
+# symbol pair among the sequence's bigrams ($|A|^2$ dimensions). The model "emits" a feature index
+# $Z \sim f_x = \mathrm{softmax}(h_x / T)$, and $I(X; Z \mid Y) = \mathbb{E}\,\mathrm{KL}(f_X \,\|\, g_Y)$ is exact too.
+# $T$ sets how much of $h_x$'s variation reaches $f_x$: as $T \to \infty$ every $f_x$ tends to the uniform
+# distribution and the CMI to 0 (a penalty on it then does nothing); as $T \to 0$, $f_x$ becomes the one-hot
+# arg-max dimension. MiniLM's pooled features are bounded by a tanh, so at $T = 1$ its $f_x$ is nearly uniform;
+# that is why the kit's default is $T = 0.1$ (chosen on held-out data).
 
 # %%
-ns = [100, 300, 1000, 3000, 10000] if smoke else [100, 300, 1000, 3000, 10000, 30000, 100000]
-reps = 3 if smoke else 10
-means, stds = [], []
-for n in ns:
-    values = []
-    for r in range(reps):
-        s, y = source.sample(n, seed=1000 * r + n)
-        values.append(conditional_mutual_information(source.posterior(s), y, 2).item())
-    means.append(float(np.mean(values)))
-    stds.append(float(np.std(values)))
-    print(f"N = {n:>6}: estimate {means[-1]:.5f} ± {stds[-1]:.5f}   (exact {exact['bayes']:.5f})")
+features = source.bigram_features(sequences)
+temperatures = [0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
+z_cmi = [source.exact_cmi(torch.softmax(features / t, dim=-1)) for t in temperatures]
+pd.DataFrame({"T": temperatures, "exact I(X; Z | Y) (nats)": z_cmi}).round(5)
+
+# %% [markdown]
+# ## The kit's estimator against the truth
+#
+# `conditional_mutual_information(probs, labels, num_classes)` is the **plug-in** estimator: per-class centroids of
+# the sample's rows, then the mean KL of each row to its class centroid. Because the centroids are fitted to the
+# same rows, it is biased *downward*: the sample mean $\hat g_y$ minimises $\sum_i \mathrm{KL}(p_i \,\|\, g)$, and
+# $\sum_i \mathrm{KL}(p_i\,\|\,Q_y) = \sum_i \mathrm{KL}(p_i\,\|\,\hat g_y) + n_y\,\mathrm{KL}(\hat g_y\,\|\,Q_y)$. So on every
+# sample set the plug-in sits below the **oracle** estimate that uses the exact centroids $Q_y$ (which is unbiased),
+# by $\mathrm{KL}(\hat g_y \,\|\, Q_y)$, a gap that shrinks like $1/N$. At small $N$ the spread between draws is larger
+# still: the per-example KL has a heavy tail (the rare sequence that looks like the other class).
+
+# %%
+ns = [30, 100, 300, 1000, 3000, 10000] if smoke else [30, 100, 300, 1000, 3000, 10000, 30000, 100000]
+study = estimator_bias(source, ns, reps=5 if smoke else 30, seed=seed)
+pd.DataFrame({k: study[k] for k in ("n", "plugin_mean", "plugin_sd", "oracle_mean", "gap_mean", "gap_max")}).round(5)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-fig = convergence_figure(ns, means, exact["bayes"], stds)
-save_figure(fig, "00_cmi_convergence", figures_dir)
-fig
+fig = convergence_figure(study)
+show_figure(fig, "00_cmi_convergence", figures_dir)
 
 # %% [markdown]
 # ## OPDCs of the Bayes classifier
@@ -137,10 +189,11 @@ fig
 s, y = source.sample(20000, seed=seed + 7)
 centroids = class_centroids(source.posterior(s), y, 2)
 for c in range(2):
-    print(f"Q_{c} = {[round(v, 4) for v in centroids[c].tolist()]}")
+    print(f"Q_{c} = {[round(v, 4) for v in centroids[c].tolist()]}   exact {[round(v, 4) for v in source.exact_centroids(bayes)[c].tolist()]}")
 write_json(output_dir / "metrics.json", {"exact_cmi_bayes": exact["bayes"], "exact_cmi_tempered": exact["tempered"],
-                                        "estimates": dict(zip(map(str, ns), means)), "bayes_accuracy": accuracy_of_bayes,
-                                        "opdc": centroids.tolist()})
+                                        "identity": h_given_y - h_given_x, "z_cmi": dict(zip(map(str, temperatures), z_cmi)),
+                                        "estimates": dict(zip(map(str, ns), study["plugin_mean"])), "study": study,
+                                        "bayes_accuracy": accuracy_of_bayes, "opdc": centroids.tolist()})
 
 
 # %% [markdown]
@@ -166,3 +219,11 @@ check("plugin_cmi", plugin_cmi)
 # change a single decision: CMI is about the *shape* of the clusters, not the accuracy. NCMI divides CMI by the
 # separation $\Gamma$ (how far samples sit from the *other* classes' centroids) to make the two comparable; notebook 02
 # measures both on real models.
+#
+# **What to try next.** Set `alphabet_size = 4` and `length = 6` (4,096 sequences) and see whether the Bayes CMI
+# grows with a richer alphabet; raise `order` to 3 and compare; in the $T$ table, find the $T$ at which
+# $I(X; Z \mid Y)$ falls below a tenth of its $T = 0.02$ value.
+#
+# **Pitfalls.** CMI of 0 is not a perfect model: a constant classifier has CMI 0. Small-sample estimates are
+# biased low and noisy: compare models on the same, large evaluation set. $\mathrm{KL}(P_X\|Q_Y)$ is not symmetric;
+# the kit uses this order (the example's distribution first), as the paper does.

@@ -51,10 +51,11 @@ figures_dir = "../figures"
 if smoke:
     print("smoke: pipeline check, numbers are not meaningful")
 
-from cmi_toolkit.notebook import data_dir, folders
+from cmi_toolkit.notebook import cap_threads, data_dir, folders
 from cmi_toolkit.results import write_json
 
 output_dir, figures_dir = folders(output_dir, figures_dir)
+cap_threads()  # at most 4 torch threads: a laptop or a shared server stays responsive
 glue_dir = data_dir("glue", glue_dir)
 
 import pandas as pd
@@ -65,7 +66,7 @@ from cmi_toolkit.information import measure
 from cmi_toolkit.models import load_classifier, load_tokenizer
 from cmi_toolkit.tasks import get_task
 from cmi_toolkit.training import MeasureCallback
-from cmi_toolkit.viz import save_figure, training_curve
+from cmi_toolkit.viz import show_figure, training_curve
 
 spec = get_task(task)
 max_eval = 120 if smoke else None
@@ -112,8 +113,7 @@ history
 # %%
 # NBVAL_IGNORE_OUTPUT
 fig = training_curve(along.history)
-save_figure(fig, "02_along_training", figures_dir)
-fig
+show_figure(fig, "02_along_training", figures_dir)
 
 # %%
 print(f"after fine-tuning: accuracy {run.report.accuracy:.4f}")
@@ -146,3 +146,12 @@ check("separation", separation)
 # seed 0) fine-tuning *raised* feature CMI from about 0.09 to 0.34 nats and NCMI from 0.015 to 0.059 while accuracy
 # climbed from chance to about 55%: the model spreads the examples of each class apart inside itself faster than it
 # separates the classes. That spread is what the CMI penalty of notebook 01 works against.
+
+# %% [markdown]
+# **What to try next.** Set `temperature = 1.0`, then `0.05`, and explain the change with notebook 00's T table;
+# set `task = "sst2"` (short sentences, learns faster) and compare the curves; in the per-class table, find the
+# looser class: is it the minority class?
+#
+# **Pitfalls.** CMI measured in one space says little about the other; state the space and T with every number.
+# Small evaluation sets bias CMI low (notebook 00). A model at chance can have a low *output* CMI simply because
+# its outputs ignore the input.

@@ -65,11 +65,12 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from cmi_toolkit.cot import VARIANTS, cot_table, load_cot, run_cot_suite, variant_of
-from cmi_toolkit.notebook import data_dir, folders
+from cmi_toolkit.notebook import cap_threads, data_dir, folders
 from cmi_toolkit.results import write_json
-from cmi_toolkit.viz import grouped_intervals, save_figure
+from cmi_toolkit.viz import grouped_intervals, show_figure
 
 output_dir, _ = folders(output_dir, figures_dir)
+cap_threads()  # at most 4 torch threads: a laptop or a shared server stays responsive
 cot_dir = data_dir("cot", cot_dir)
 overrides = dict(max_train_samples=48, max_eval_samples=16, epochs=1, batch_size=16, max_rationale_length=48) if smoke else {}
 if smoke:
@@ -111,8 +112,7 @@ fig = grouped_intervals([dataset], series, low, high, reference=[100 * chance if
                         title=f"{dataset}: the student's {head.replace('_', ' ')} ({len(seeds)} seed(s)); "
                               f"LLM teacher {teacher:.1f} %")
 fig.add_hline(y=teacher, line_dash="dot", annotation_text="LLM teacher", line_color="gray")
-save_figure(fig, "05_cot_accuracy", figures_dir)
-fig
+show_figure(fig, "05_cot_accuracy", figures_dir)
 
 # %% [markdown]
 # ## What the students write
@@ -155,3 +155,13 @@ check("infonce_bound", infonce_bound)
 # `gpu` preset is where learning shows.
 # With a small student and few examples the differences between the three methods are of the order of the seed spread:
 # read the table's paired differences and their spread, not single runs.
+
+# %% [markdown]
+# **What to try next.** Compare the released heuristic (`dss_mi`) with the variational bound (`dss_mi_var`) seed by
+# seed; run SVAMP (`dataset = "svamp"`) and read its answers through the safe arithmetic evaluator; on a GPU, set
+# `preset = "gpu"` (DSS's batch 64 schedule) and see the students leave the chance line.
+#
+# **Pitfalls.** Free-generation exact match on CQA can sit below chance because the student's answer is not one of
+# the five choices: read the choice-ranked accuracy. The InfoNCE bound cannot exceed log B (the batch size): a
+# large value needs a large batch, not a better model. The released MI term is a heuristic, not an estimate of
+# mutual information.

@@ -65,7 +65,7 @@ from IPython.display import Markdown
 
 from cmi_toolkit.reproduce import load_suite, suite_records, summarise, summary_figure, summary_markdown
 from cmi_toolkit.results import ResultStore, write_json
-from cmi_toolkit.viz import save_figure
+from cmi_toolkit.viz import show_figure
 
 output_dir, figures_dir = Path(output_dir), Path(figures_dir)
 spec = load_suite(suite)
@@ -77,8 +77,7 @@ Markdown("\n".join(summary_markdown(rows, f"suite {spec['suite']}", ignored)[2:]
 # %%
 # NBVAL_IGNORE_OUTPUT
 fig = summary_figure(rows, title=f"GLUE dev, suite {spec['suite']} (mean and 95 % interval over seeds)")
-save_figure(fig, "06_glue_summary", figures_dir)
-fig
+show_figure(fig, "06_glue_summary", figures_dir)
 
 # %%
 write_json(Path(output_dir) / "metrics.json", {"rows": rows, "records": len(records)})
@@ -101,3 +100,12 @@ def paired_interval(method, baseline):
 from cmi_toolkit.exercises import check
 
 check("paired_interval", paired_interval)
+
+# %% [markdown]
+# **What to try next.** Run `cmi-toolkit reproduce --suite cpu5 --tasks sst2 --seeds 0` and watch the second call
+# skip what is stored; read a record in `results/runs/` and find its commit, device and data fingerprint; compute
+# how many seeds the MDE80 column says you would need for a 0.5-point effect.
+#
+# **Pitfalls.** A mean difference with an interval that includes 0 is "no difference detected", however large it
+# looks; a "†" marks records that predate the mechanism checks; a flagged (degenerate) run is excluded, not
+# averaged in.

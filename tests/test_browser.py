@@ -1,4 +1,5 @@
-"""End to end in a real browser: JupyterLab + headless Chromium, notebook 01 in smoke mode, move the slider."""
+"""End to end in a real browser: JupyterLab + headless Chromium, notebook 01 in smoke mode: move the slider,
+train one more model, answer the exercise and see its check pass."""
 
 from __future__ import annotations
 
@@ -63,6 +64,18 @@ def lab(tmp_path, glue_dir):
     server.wait(timeout=30)
 
 
+# what a student types into the exercise cell of notebook 01 (the solution of notebooks/solutions/solutions.py)
+ANSWER = """import torch
+import torch.nn.functional as F
+
+
+def cmi_loss(logits, features, labels, centroids, lam, T):
+    q = torch.softmax(features / T, -1)
+    kl = (q * (q.log() - centroids[labels].log())).sum(-1).mean()
+    return F.cross_entropy(logits, labels) + lam * kl
+"""
+
+
 def _title(page) -> str:
     return page.locator(".widget-output .js-plotly-plot .gtitle").first.text_content(timeout=5000) or ""
 
@@ -102,6 +115,15 @@ def test_lambda_slider_changes_the_figure(lab, tmp_path):
                 "() => { const t = document.querySelector('.widget-output .js-plotly-plot .gtitle');"
                 " return t && t.textContent.includes('selected λ = 2'); }", timeout=60_000)
             points = page.evaluate("() => document.querySelector('.widget-output .js-plotly-plot').data[0].x.length")
+            # the exercise: unanswered it says "not yet"; a student types the answer, runs it and the check
+            page.get_by_text("✗ cmi_loss: not yet").first.wait_for(timeout=120_000)
+            cell = page.locator(".jp-CodeCell").filter(has=page.locator(".cm-content", has_text="def cmi_loss(")).first
+            cell.locator(".cm-content").click()
+            page.keyboard.press("Control+A")
+            page.keyboard.insert_text(ANSWER)
+            page.keyboard.press("Shift+Enter")  # run the answer; the check cell below is selected
+            page.keyboard.press("Shift+Enter")  # run the check
+            page.get_by_text("✓ cmi_loss: right").first.wait_for(timeout=60_000)
             page.screenshot(path=str(tmp_path / "lab.png"))
         finally:
             page.screenshot(path=str(tmp_path / "lab_end.png"))

@@ -55,3 +55,28 @@ def test_synthetic_source_posterior_and_exact_cmi():
     assert 0 < exact < torch.log(torch.tensor(2.0)).item()
     # samples follow the class chains: Bayes accuracy on samples is above chance
     assert (src.posterior(seqs).argmax(-1) == labels).double().mean() > 0.6
+
+
+def test_plugin_estimate_is_biased_low_and_the_oracle_centroid_estimate_is_not():
+    from cmi_toolkit.markov import estimator_bias
+
+    src = SyntheticMarkovSource(num_classes=2, alphabet_size=3, order=2, length=6, seed=1)
+    study = estimator_bias(src, [30, 300, 3000], reps=40)
+    # on every sample set the fitted centroids put the plug-in at or below the exact-centroid estimate
+    assert all(g <= 1e-6 for g in study["gap_max"])
+    assert study["gap_mean"][0] < study["gap_mean"][1] < study["gap_mean"][2] < 0  # the bias shrinks with N
+    # the oracle (exact centroids) is unbiased: within 4 standard errors of the truth at every N
+    for mean, sd in zip(study["oracle_mean"], study["oracle_sd"], strict=True):
+        assert abs(mean - study["exact"]) < 4 * sd / 40**0.5
+
+
+def test_exact_centroids_and_bigram_features_are_distributions():
+    src = SyntheticMarkovSource(num_classes=2, alphabet_size=4, order=1, length=5, seed=2)
+    seqs = src.all_sequences()
+    h = src.bigram_features(seqs)
+    assert h.shape == (4**5, 16) and torch.allclose(h.sum(-1), torch.ones(4**5, dtype=torch.float64))
+    q = src.exact_centroids(torch.softmax(h / 0.1, -1))
+    assert q.shape == (2, 16) and torch.allclose(q.sum(-1), torch.ones(2, dtype=torch.float64))
+    # I(X; Z | Y) shrinks as T grows: softer f_x vary less within a class
+    cmis = [src.exact_cmi(torch.softmax(h / t, -1)) for t in (0.05, 0.2, 1.0, 5.0)]
+    assert cmis == sorted(cmis, reverse=True) and cmis[-1] < 0.01
