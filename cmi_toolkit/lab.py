@@ -161,9 +161,14 @@ def _umap(points, seed: int) -> list[list[float]] | None:
         import umap
     except ImportError:
         return None
+    import warnings
+
     import numpy as np
 
-    xy = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(points) - 1)).fit_transform(points)
+    with warnings.catch_warnings():  # a seeded UMAP runs single-threaded and says so
+        warnings.filterwarnings("ignore", message="n_jobs value")
+        reducer = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(points) - 1))
+        xy = reducer.fit_transform(points)
     return np.round(xy, 5).tolist()
 
 

@@ -7,6 +7,7 @@ The README marks each generated table with an HTML comment naming its source,
     <!-- table: cot cqa gpu mask_padding=false -->   ... with an override
     <!-- table: presets cola -->          CE presets of a task scored on held-out training data (results/presets/)
     <!-- table: lab -->                   the course's cached lab sweep (results/lab/, notebook 01)
+    <!-- table: verdict cpu5 -->          one line per task and question of GLUE suite ``cpu5``: the paired answer
 
 followed by the table and closed by ``<!-- /table -->``. :func:`update` rewrites every block from
 the records; ``check=True`` only compares and lists the blocks that differ (the test suite does this).
@@ -61,8 +62,57 @@ def render(spec: str, root: str | Path = REPO) -> str:
         return _presets(ResultStore(root / "results" / "presets").all_records(), words[1])
     if words == ["lab"]:
         return _lab(root / "results" / "lab")
-    raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'presets TASK', 'lab' or "
+    if words[0] == "verdict" and len(words) == 2:
+        from .reproduce import load_suite, suite_records
+
+        records, _ = suite_records(ResultStore(root / "results"), load_suite(words[1]))
+        return _verdicts(records)
+    raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'verdict SUITE', 'presets TASK', 'lab' or "
                      "'cot DATASET PRESET [key=value ...]'")
+
+
+# (method, baseline, the question's words, the run whose mechanism check answers for the method)
+QUESTIONS = (("cmi", "ce", "CMI-minimised − CE", "cmi"),
+             ("kd_mcmi", "kd_ce", "student ← MCMI teacher − student ← CE teacher", "mcmi"))
+
+
+def _verdicts(records: list[dict[str, Any]]) -> str:
+    """One line per task and question: the paired difference over the seeds where neither run is flagged,
+    its 95 % interval, the verdict word, the effect these seeds could detect, the mechanism checks."""
+    from .evidence import paired_comparison
+    from .reproduce import _pct, _usable
+
+    by: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+    for r in records:
+        by.setdefault((r["params"]["task"], r["params"]["method"]), {})[r["params"]["seed"]] = r
+    lines = []
+    for task in sorted({t for t, _ in by}):
+        for method, base, question, checked in QUESTIONS:
+            a, b = by.get((task, method)), by.get((task, base))
+            if not a or not b:
+                continue
+            shared = sorted(s for s in set(a) & set(b) if _usable(a[s]) and _usable(b[s]))
+            metric = a[next(iter(a))]["headline_metric"]
+            left_out = len(set(a) | set(b)) - len(shared)
+            mech = [r["checks"]["mechanism"]["passed"] for r in by.get((task, checked), {}).values()
+                    if r.get("checks", {}).get("mechanism", {}).get("passed") is not None]
+            legacy = any("checks" not in r for r in [*a.values(), *b.values()])
+            if len(shared) < 2:
+                lines.append(f"- {task} ({metric}), {question}: {len(shared)} usable seed(s), no comparison"
+                             + (f"; {left_out} seed(s) flagged or missing" if left_out else "") + ".")
+                continue
+            c = paired_comparison([a[s]["metrics"][metric] for s in shared], [b[s]["metrics"][metric] for s in shared])
+            notes = [f"these seeds could detect about ±{_pct(c['mde80'])}"]
+            whose = "teacher's " if checked != method else ""
+            notes.append(f"{whose}mechanism {sum(mech)}/{len(mech)}" if mech else f"{whose}mechanism unchecked")
+            if left_out:
+                notes.append(f"{left_out} seed(s) flagged or missing, left out")
+            if legacy:
+                notes.append("† records predate the checks")
+            lines.append(f"- {task} ({metric}), {question}: {_pct(c['mean'], True)} points "
+                         f"[{_pct(c['low'], True)}, {_pct(c['high'], True)}] over {c['n']} seeds, "
+                         f"**{c['verdict']}** ({'; '.join(notes)}).")
+    return "\n".join(lines) if lines else "- no comparison in these records yet."
 
 
 def _lab(results_dir: Path) -> str:

@@ -1,0 +1,48 @@
+"""The course's lab: cached runs load without training, missing ones train once, views are honest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmi_toolkit import defaults as D
+from cmi_toolkit import lab
+
+from .conftest import REPO
+from .test_training import _easy_sst2
+
+LAB_STORE = REPO / D.LAB_RESULTS_DIR
+
+
+def test_a_missing_run_trains_once_then_loads_from_the_store(tmp_path, tiny_model_dir):
+    glue = str(_easy_sst2(tmp_path / "glue", n=24))
+    store = tmp_path / "lab"
+    settings = dict(model=str(tiny_model_dir), max_train_samples=None, max_eval_samples=None, batch_size=8, epochs=1)
+    rows, missing = lab.sweep([0.0, 1.0], [0], results_dir=store, glue_dir=glue, train=False, progress=False, **settings)
+    assert rows == [] and len(missing) == 2  # nothing cached, nothing trained
+    rows, missing = lab.sweep([0.0, 1.0], [0], results_dir=store, glue_dir=glue, progress=False, **settings)
+    assert missing == [] and [r["lambda"] for r in rows] == [0.0, 1.0]
+    assert rows[1]["mechanism_passed"] is not None  # the CMI run was checked against its CE twin (the lambda 0 run)
+    again, missing = lab.sweep([0.0, 1.0], [0], results_dir=store, glue_dir=glue, train=False, progress=False,
+                               **settings)
+    assert missing == [] and again == rows  # loaded, not retrained
+    view = lab.model_view(lab.lab_config(1.0, 0, **settings), store, glue, train=False)
+    xy, labels, cxy = np.asarray(view["xy"]), np.asarray(view["labels"]), np.asarray(view["centroid_xy"])
+    for c in range(2):  # PCA is linear: the projected centroid is the mean of the class's projected points
+        assert np.allclose(xy[labels == c].mean(0), cxy[c], atol=1e-5)
+    assert np.mean(view["kl"]) == pytest.approx(view["cmi"], abs=1e-5)  # the CMI is the mean per-example KL
+    assert view["accuracy"] == pytest.approx(rows[1]["accuracy"])
+
+
+def test_the_committed_lab_cache_is_complete_and_beats_the_majority_class(glue_dir):
+    """Notebook 01 loads these by default: every run of the lab sweep is there, for the data as it is now."""
+    rows, missing = lab.sweep(results_dir=LAB_STORE, glue_dir=str(glue_dir), train=False, progress=False)
+    assert not missing, f"{len(missing)} lab runs missing or stale: run `make lab-cache`"
+    assert len(rows) == len(D.LAB_LAMBDAS) * len(D.LAB_SEEDS)
+    for r in rows:  # the lab preset learns: well above the majority class, no degenerate run
+        assert r["accuracy"] > r["majority"] + 0.2 and not r["flags"], r
+    mean_cmi = [np.mean([r["cmi"] for r in rows if r["lambda"] == lam]) for lam in D.LAB_LAMBDAS]
+    assert mean_cmi == sorted(mean_cmi, reverse=True)  # a larger CMI weight gives a lower CMI
+    for lam in (0.0, D.CMI_WEIGHT):  # notebook 03's two views are cached too
+        view = lab.model_view(lab.lab_config(lam, D.LAB_SEEDS[0]), LAB_STORE, str(glue_dir), train=False)
+        assert view["umap_xy"] is not None and len(view["xy"]) == len(view["labels"]) == 872
