@@ -127,7 +127,7 @@ def _lab(results_dir: Path) -> str:
     rows, missing = sweep(results_dir=results_dir, train=False, progress=False)
     if missing or not rows:
         raise ValueError(f"README block 'table: lab': {len(missing)} lab runs missing in {results_dir}; "
-                         "run `make lab-cache`")
+                         "run `make lab-cache` (or point CMI_TOOLKIT_GLUE_DIR at the GLUE folder they were run on)")
     by_lam: dict[float, dict[int, dict[str, Any]]] = {}
     for r in rows:
         by_lam.setdefault(r["lambda"], {})[r["seed"]] = r
