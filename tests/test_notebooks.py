@@ -179,3 +179,17 @@ def test_06_reproduce_reads_committed_results(tmp_path):
     assert paired_comparison([1.0, 1.1, 0.9], [0, 0, 0])["verdict"] == "better"
     executed = (tmp_path / "06_reproduce_glue.ipynb").read_text()
     assert "predate the degenerate-run and mechanism checks" in executed
+
+
+def test_committed_figures_open_without_a_network():
+    """Every figure page loads its scripts from files beside it (one shared plotly.min.js), none from the web."""
+    import re
+
+    pages = sorted((REPO / "figures").glob("*.html"))
+    assert pages
+    for page in pages:
+        sources = re.findall(r'<script[^>]*\bsrc="([^"]+)"', page.read_text(encoding="utf-8"))
+        assert sources, f"{page.name}: no plotly.js at all"
+        for src in sources:
+            assert not re.match(r"(https?:)?//", src), f"{page.name} loads {src} from the network"
+            assert (page.parent / src).is_file(), f"{page.name} needs {src} beside it"
