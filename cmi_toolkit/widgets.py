@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["LambdaExplorer", "show_sweep", "interactive", "progress_callback"]
+__all__ = ["LambdaExplorer", "show_sweep", "summary_html", "interactive", "progress_callback"]
 
 TEMPERATURES = (0.05, 0.1, 0.2, 1.0)  # the temperatures the held-out search tries (cmi_toolkit.search)
 
@@ -59,6 +59,20 @@ def show_sweep(rows: list[dict], selected: float | None = None, space: str | Non
                                if selected is not None else None)
 
 
+def summary_html(rows: list[dict], space: str, temperature: float) -> str:
+    """An HTML table of the sweep at one (space, T): per lambda, the models, mean accuracy and mean CMI."""
+    import statistics
+
+    sel = [r for r in rows if _key(r) == (space, float(temperature))]
+    lines = ["<table><tr><th>λ</th><th>models</th><th>dev accuracy (mean)</th><th>CMI (mean)</th></tr>"]
+    for lam in sorted({r["lambda"] for r in sel}):
+        group = [r for r in sel if r["lambda"] == lam]
+        lines.append(f"<tr><td>{lam:g}</td><td>{len(group)}</td>"
+                     f"<td>{statistics.mean(r['accuracy'] for r in group):.4f}</td>"
+                     f"<td>{statistics.mean(r['cmi'] for r in group):.4f}</td></tr>")
+    return "".join(lines) + "</table>"
+
+
 class LambdaExplorer:
     """Slider (lambda), selectors (space, temperature), a figure and a train button.
 
@@ -90,12 +104,14 @@ class LambdaExplorer:
                                layout={"width": "auto"})
         self.progress = w.IntProgress(value=0, min=0, max=100, description="", layout={"width": "300px"})
         self.status = w.HTML()
+        self.summary = w.HTML()
         self.out = w.Output()
         for control in (self.slider, self.space, self.temperature):
             control.observe(lambda _change: self.render(), names="value")
         self.button.on_click(self._train)
         self.widget = w.VBox([w.HBox([self.slider, self.space, self.temperature]),
-                              w.HBox([self.new_lambda, self.button, self.progress]), self.status, self.out])
+                              w.HBox([self.new_lambda, self.button, self.progress]), self.status, self.out,
+                              self.summary])
         self.render()
 
     def render(self) -> None:
@@ -105,6 +121,7 @@ class LambdaExplorer:
             self.status.value = (f"no model at {setting[0]} space, T = {setting[1]:g} yet: "
                                  "press 'train one more model' to train one")
             return
+        self.summary.value = summary_html(self.rows, *setting)
         fig = show_sweep(self.rows, self.slider.value, self.space.value, self.temperature.value)
         self.out.clear_output(wait=True)
         with self.out:

@@ -13,6 +13,19 @@ def test_static_figure_marks_the_selected_lambda():
     assert not interactive()  # plain pytest is no live front end
 
 
+class _NullOutput:
+    """Stands in for the widget's Output when no front end can draw the figure."""
+
+    def clear_output(self, wait=False):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def test_explorer_slider_and_button(monkeypatch):
     pytest.importorskip("ipywidgets")
     calls = []
@@ -29,7 +42,9 @@ def test_explorer_slider_and_button(monkeypatch):
         return {"lambda": lam, "space": space, "temperature": temperature, "accuracy": 0.5, "cmi": 0.05, "ncmi": 0.01}
 
     explorer = LambdaExplorer(list(ROWS), train_fn=train)
+    assert "<td>1</td><td>1</td><td>0.7900</td>" in explorer.summary.value and "<td>3</td>" not in explorer.summary.value
     rendered = []
+    original_render = explorer.render
     monkeypatch.setattr(explorer, "render", lambda: rendered.append(explorer.slider.value))
     assert explorer.slider.value == 0.1
     explorer.slider.value = 1.0
@@ -40,6 +55,12 @@ def test_explorer_slider_and_button(monkeypatch):
     assert explorer.progress.value == explorer.progress.max == 4
     assert [v for _, v in explorer.slider.options] == [0.0, 0.1, 1.0, 3.0] and explorer.slider.value == 3.0
     assert "λ = 3" in explorer.status.value
+    monkeypatch.setattr(explorer, "out", _NullOutput())
+    import plotly.basedatatypes
+
+    monkeypatch.setattr(plotly.basedatatypes.BaseFigure, "show", lambda self, *a, **k: None)  # no front end here
+    original_render()  # the summary table follows the new model
+    assert "<td>3</td><td>1</td><td>0.5000</td>" in explorer.summary.value
 
 
 def test_explorer_shows_errors_and_replaces_a_retrained_point(monkeypatch):
