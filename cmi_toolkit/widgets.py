@@ -118,6 +118,7 @@ class LambdaExplorer:
         setting = (self.space.value, float(self.temperature.value))
         if not any(_key(r) == setting for r in self.rows):
             self.out.clear_output(wait=True)
+            self.summary.value = ""
             self.status.value = (f"no model at {setting[0]} space, T = {setting[1]:g} yet: "
                                  "press 'train one more model' to train one")
             return
