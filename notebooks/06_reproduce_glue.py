@@ -20,8 +20,8 @@
 #
 # ```bash
 # python benchmarks/sweep_cmi.py --results results/sweep --write-config   # settings, on held-out training data
-# cmi-toolkit reproduce --suite cpu --results_dir results                # all runs; finished ones are skipped
-# cmi-toolkit report --suite cpu --results_dir results                   # summary_cpu.md, figure
+# cmi-toolkit reproduce --suite cpu5 --results_dir results               # all runs; finished ones are skipped
+# cmi-toolkit report --suite cpu5 --results_dir results                  # summary_cpu5.md, figure
 # ```
 #
 # The same batch can run through papermill: `--executor papermill` executes notebook 04 once per task and
@@ -29,7 +29,7 @@
 # `results/notebooks/`; by hand, one task:
 #
 # ```bash
-# cmi-toolkit reproduce --suite cpu --executor papermill --results_dir results
+# cmi-toolkit reproduce --suite cpu5 --executor papermill --results_dir results
 # papermill notebooks/04_teacher_student_kd.ipynb out.ipynb -p task mrpc -p results_dir results
 # ```
 #
@@ -38,6 +38,10 @@
 # the seeds won and the smallest effect the seeds could detect (MDE80); "better" or "worse" only when the
 # interval excludes 0. Degenerate runs (training loss at ln K, one predicted class, near-uniform outputs) are
 # flagged and never counted, and records that predate those checks are named as such.
+#
+# The default suite is `cpu5` (SST-2 and CoLA, CE vs CMI-minimised, five seeds, every record with its provenance
+# and checks). Set `suite = "cpu"` for the older three-seed records of four tasks and six methods, made before the
+# checks: their verdicts carry "†".
 
 # %% [markdown]
 # **Objectives.** You will reproduce the GLUE table from run records and state each comparison with a paired interval; write the interval.
@@ -51,7 +55,7 @@
 # %% tags=["parameters"]
 # Parameters (papermill overrides this cell)
 smoke = False
-suite = "cpu"
+suite = "cpu5"           # or "cpu" (older records, before the checks), "glue5" (the GPU verdict suite)
 results_dir = "../results"
 output_dir = "outputs/06_reproduce_glue"
 figures_dir = "../figures"

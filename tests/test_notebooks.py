@@ -165,7 +165,12 @@ def test_05_cot(tmp_path):
 
 
 def test_06_reproduce_reads_committed_results(tmp_path):
-    m = run_notebook("06_reproduce_glue", tmp_path, None, results_dir=str(REPO / "results"))
+    (tmp_path / "cpu5").mkdir()
+    m = run_notebook("06_reproduce_glue", tmp_path / "cpu5", None, results_dir=str(REPO / "results"))
+    assert m["records"] == 20 and len(m["rows"]) == 4  # the default suite: 2 tasks x 2 methods x 5 seeds
+    checked = [r for r in m["rows"] if r["method"] == "cmi"]
+    assert all(r["mechanism"] == "5/5" and not r["verdict"].endswith("†") for r in checked)
+    m = run_notebook("06_reproduce_glue", tmp_path, None, results_dir=str(REPO / "results"), suite="cpu")
     assert m["records"] == 72 and len(m["rows"]) == 24
     from cmi_toolkit.evidence import paired_comparison
 
