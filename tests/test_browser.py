@@ -43,7 +43,12 @@ def lab(tmp_path, glue_dir):
                         parameters={"smoke": True, "glue_dir": str(glue_dir), "output_dir": str(work / "out"),
                                     "figures_dir": str(work / "figures")}, prepare_only=True)
     port, token = _free_port(), secrets.token_hex(8)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # every cell attached and laid out (JupyterLab's default skips off-screen cells, which then count as invisible)
+    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings")}
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--LabApp.news_url=",
@@ -115,15 +120,18 @@ def test_lambda_slider_changes_the_figure(lab, tmp_path):
                 "() => { const t = document.querySelector('.widget-output .js-plotly-plot .gtitle');"
                 " return t && t.textContent.includes('selected λ = 2'); }", timeout=60_000)
             points = page.evaluate("() => document.querySelector('.widget-output .js-plotly-plot').data[0].x.length")
-            # the exercise: unanswered it says "not yet"; a student types the answer, runs it and the check
-            page.get_by_text("✗ cmi_loss: not yet").first.wait_for(timeout=120_000)
+            # the exercise: unanswered it says "not attempted yet"; a student types the answer, runs it and the check
+            unanswered = page.get_by_text("cmi_loss: not attempted yet").first
+            unanswered.wait_for(state="attached", timeout=120_000)
+            unanswered.scroll_into_view_if_needed()
             cell = page.locator(".jp-CodeCell").filter(has=page.locator(".cm-content", has_text="def cmi_loss(")).first
+            cell.scroll_into_view_if_needed()
             cell.locator(".cm-content").click()
             page.keyboard.press("Control+A")
             page.keyboard.insert_text(ANSWER)
             page.keyboard.press("Shift+Enter")  # run the answer; the check cell below is selected
             page.keyboard.press("Shift+Enter")  # run the check
-            page.get_by_text("✓ cmi_loss: right").first.wait_for(timeout=60_000)
+            page.get_by_text("✓ cmi_loss: right").first.wait_for(state="attached", timeout=60_000)
             page.screenshot(path=str(tmp_path / "lab.png"))
         finally:
             page.screenshot(path=str(tmp_path / "lab_end.png"))
