@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["folders", "data_dir", "cap_threads"]
+__all__ = ["setup", "folders", "data_dir", "cap_threads", "SMOKE_BANNER"]
+
+SMOKE_BANNER = "smoke: pipeline check, numbers are not meaningful"
 
 _ENV = {"glue": "CMI_TOOLKIT_GLUE_DIR", "cot": "CMI_TOOLKIT_COT_DIR"}
 
@@ -43,3 +45,17 @@ def cap_threads(limit: int = 4) -> int:
     except RuntimeError:  # already set, or parallel work has started: keep what is there
         pass
     return threads
+
+
+def setup(smoke: bool, output_dir: str | os.PathLike, figures_dir: str | os.PathLike, kind: str | None = None,
+          data: str | os.PathLike | None = None) -> tuple[Path, Path, str | None]:
+    """A course notebook's set-up: the smoke banner, its folders (:func:`folders`), capped threads
+    (:func:`cap_threads`) and, for ``kind`` ``"glue"`` or ``"cot"``, its data folder (:func:`data_dir`).
+
+    Returns ``(output_dir, figures_dir, data folder or None)``.
+    """
+    if smoke:
+        print(SMOKE_BANNER)
+    output_dir, figures_dir = folders(output_dir, figures_dir)
+    cap_threads()
+    return output_dir, figures_dir, (data_dir(kind, data) if kind else None)

@@ -80,8 +80,6 @@ output_dir = "outputs/00_markov_source_view"
 figures_dir = "../figures"
 
 # %%
-if smoke:
-    print("smoke: pipeline check, numbers are not meaningful")
 import string
 
 import numpy as np
@@ -90,12 +88,11 @@ import torch
 
 from cmi_toolkit.information import class_centroids
 from cmi_toolkit.markov import SyntheticMarkovSource, estimator_bias
-from cmi_toolkit.notebook import cap_threads, folders
+from cmi_toolkit.notebook import setup
 from cmi_toolkit.results import write_json
 from cmi_toolkit.viz import convergence_figure, show_figure
 
-output_dir, figures_dir = folders(output_dir, figures_dir)
-cap_threads()  # at most 4 torch threads: a laptop or a shared server stays responsive
+output_dir, figures_dir, _ = setup(smoke, output_dir, figures_dir)  # smoke banner, folders, at most 4 threads
 
 # %% [markdown]
 # ## Chain 1: the source

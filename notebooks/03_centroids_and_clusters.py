@@ -56,15 +56,11 @@ output_dir = "outputs/03_centroids_and_clusters"
 figures_dir = "../figures"
 
 # %%
-if smoke:
-    print("smoke: pipeline check, numbers are not meaningful")
-
-from cmi_toolkit.notebook import cap_threads, data_dir, folders
+from cmi_toolkit.notebook import setup
 from cmi_toolkit.results import write_json
 
-output_dir, figures_dir = folders(output_dir, figures_dir)
-cap_threads()  # at most 4 torch threads: a laptop or a shared server stays responsive
-glue_dir = data_dir("glue", glue_dir)
+# smoke banner, output folders, at most 4 torch threads, the GLUE folder (argument, env or ../../shared)
+output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue", glue_dir)
 
 import numpy as np
 import pandas as pd

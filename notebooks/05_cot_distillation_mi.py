@@ -65,17 +65,15 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from cmi_toolkit.cot import VARIANTS, cot_table, load_cot, run_cot_suite, variant_of
-from cmi_toolkit.notebook import cap_threads, data_dir, folders
+from cmi_toolkit.notebook import setup
 from cmi_toolkit.results import write_json
 from cmi_toolkit.viz import grouped_intervals, show_figure
 
-output_dir, _ = folders(output_dir, figures_dir)
-cap_threads()  # at most 4 torch threads: a laptop or a shared server stays responsive
-cot_dir = data_dir("cot", cot_dir)
+# smoke banner, output folders, at most 4 torch threads, the CoT folder (argument, env or ../../shared)
+output_dir, figures_dir, cot_dir = setup(smoke, output_dir, figures_dir, "cot", cot_dir)
 overrides = dict(max_train_samples=48, max_eval_samples=16, epochs=1, batch_size=16, max_rationale_length=48) if smoke else {}
 if smoke:
     seeds = seeds[:1]
-    print("smoke: pipeline check, numbers are not meaningful")
 
 # %% [markdown]
 # ## The data: a question, its label and the LLM's rationale
