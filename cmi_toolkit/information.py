@@ -26,6 +26,7 @@ from .defaults import POOLING, TEMPERATURE
 __all__ = [
     "class_centroids",
     "class_priors",
+    "kl_to_centroids",
     "conditional_mutual_information",
     "per_class_cmi",
     "separation",
@@ -67,7 +68,7 @@ def class_priors(labels: Tensor, num_classes: int) -> Tensor:
     return counts / counts.sum().clamp_min(1)
 
 
-def _kl_to_centroids(probs: Tensor, labels: Tensor, centroids: Tensor) -> Tensor:
+def kl_to_centroids(probs: Tensor, labels: Tensor, centroids: Tensor) -> Tensor:
     """KL(p_i || g_{y_i}) per row, with 0 log 0 = 0."""
     g = centroids[labels]
     return (torch.xlogy(probs, probs) - probs * torch.log(g.clamp_min(EPS))).sum(-1)
@@ -79,7 +80,7 @@ def conditional_mutual_information(probs: Tensor, labels: Tensor, num_classes: i
     probs, labels = _check(probs, labels, num_classes)
     if centroids is None:
         centroids = class_centroids(probs, labels, num_classes)
-    return _kl_to_centroids(probs, labels, centroids).mean()
+    return kl_to_centroids(probs, labels, centroids).mean()
 
 
 def per_class_cmi(probs: Tensor, labels: Tensor, num_classes: int, centroids: Tensor | None = None) -> Tensor:
@@ -87,7 +88,7 @@ def per_class_cmi(probs: Tensor, labels: Tensor, num_classes: int, centroids: Te
     probs, labels = _check(probs, labels, num_classes)
     if centroids is None:
         centroids = class_centroids(probs, labels, num_classes)
-    kl = _kl_to_centroids(probs, labels, centroids)
+    kl = kl_to_centroids(probs, labels, centroids)
     sums = torch.zeros(num_classes, dtype=kl.dtype, device=kl.device).index_add_(0, labels, kl)
     counts = torch.bincount(labels, minlength=num_classes).to(kl.dtype)
     return sums / counts

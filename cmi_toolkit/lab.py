@@ -43,15 +43,13 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
     space = p.get("space", D.SPACE)
     lam = p.get("cmi_weight", 0.0) if p["method"] in ("cmi", "mcmi") else 0.0
     mech = record.get("checks", {}).get("mechanism") or {}
+    prov = record.get("provenance", {})
     return {"lambda": lam, "seed": p["seed"], "space": space, "temperature": p.get("temperature", D.TEMPERATURE),
             "accuracy": m["accuracy"], "cmi": m[f"{space}_cmi"], "ncmi": m[f"{space}_ncmi"],
             "separation": m[f"{space}_separation"], "majority": record.get("majority_score"),
             "flags": record.get("checks", {}).get("flags", []), "mechanism_passed": mech.get("passed"),
-            "train_s": record.get("timings", {}).get("train_s"), "key": record["key"]}
-
-
-def _store(results_dir: str | os.PathLike) -> ResultStore:
-    return ResultStore(results_dir)
+            "train_s": record.get("timings", {}).get("train_s"), "key": record["key"],
+            "machine": f"{prov.get('device_name') or prov.get('cpu') or '?'}, {prov.get('threads', '?')} threads"}
 
 
 def sweep(lambdas: list[float] | tuple[float, ...] = D.LAB_LAMBDAS, seeds: list[int] | tuple[int, ...] = D.LAB_SEEDS,
@@ -64,7 +62,7 @@ def sweep(lambdas: list[float] | tuple[float, ...] = D.LAB_LAMBDAS, seeds: list[
     """
     from tqdm.auto import tqdm
 
-    store = _store(results_dir)
+    store = ResultStore(results_dir)
     rows, missing = [], []
     runs = [lab_config(lam, seed, smoke, **overrides) for lam in lambdas for seed in seeds]
     for cfg in tqdm(runs, desc="lab runs (cached ones load at once)", disable=not progress):
@@ -83,20 +81,15 @@ def train_row(lam: float, space: str, temperature: float, seed: int = 0, results
               **overrides: Any) -> dict[str, Any]:
     """The row of one lab run at (lambda, space, T, seed): loaded when cached, else trained (for the widget)."""
     cfg = lab_config(lam, seed, smoke, space=space, temperature=temperature, **overrides)
-    return record_row(execute(cfg, _store(results_dir), glue_dir=glue_dir, progress=False, keep_model=True,
+    return record_row(execute(cfg, ResultStore(results_dir), glue_dir=glue_dir, progress=False, keep_model=True,
                               callbacks=callbacks))
 
 
-def timing(rows: list[dict[str, Any]], results_dir: str | os.PathLike = D.LAB_RESULTS_DIR) -> dict[str, Any]:
-    """Median training time of the rows' runs and the machine they ran on (from the records' provenance)."""
-    store = _store(results_dir)
+def timing(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median training time of the rows' runs and the machines they ran on (from the records' provenance)."""
     times = [r["train_s"] for r in rows if r.get("train_s") is not None]
-    machines = set()
-    for r in rows:
-        prov = (store.load(r["key"]) or {}).get("provenance", {})
-        machines.add(f"{prov.get('device_name') or prov.get('cpu') or '?'}, {prov.get('threads', '?')} threads")
     return {"median_train_s": statistics.median(times) if times else None, "runs": len(times),
-            "machines": sorted(machines)}
+            "machines": sorted({r["machine"] for r in rows})}
 
 
 def _view_path(store: ResultStore, key: str) -> Path:
@@ -117,10 +110,10 @@ def model_view(cfg: RunConfig, results_dir: str | os.PathLike = D.LAB_RESULTS_DI
     import torch
 
     from .experiments import _load_saved, prepare_data
-    from .information import measure
+    from .information import kl_to_centroids, measure
     from .models import load_tokenizer
 
-    store = _store(results_dir)
+    store = ResultStore(results_dir)
     key = cfg.store_key(glue_dir)
     path = _view_path(store, key)
     if path.is_file():
@@ -138,7 +131,7 @@ def model_view(cfg: RunConfig, results_dir: str | os.PathLike = D.LAB_RESULTS_DI
     f = torch.softmax(rep.features.double() / cfg.temperature, -1)
     labels = rep.labels.long()
     g = rep.feature.centroids.double()
-    kl = (f * (torch.log(f.clamp_min(1e-300)) - torch.log(g[labels].clamp_min(1e-300)))).sum(-1)
+    kl = kl_to_centroids(f, labels, g)
     x = f.numpy()
     mean = x.mean(0, keepdims=True)
     _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
@@ -183,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, _ = sweep(results_dir=args.results_dir, glue_dir=args.glue_dir)
     for lam in (0.0, D.CMI_WEIGHT):
         model_view(lab_config(lam, D.LAB_SEEDS[0]), args.results_dir, args.glue_dir)
-    t = timing(rows, args.results_dir)
+    t = timing(rows)
     print(f"{len(rows)} lab runs in {args.results_dir}; median training time {t['median_train_s']:.0f} s "
           f"({'; '.join(t['machines'])})")
     return 0

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .defaults import CMI_WEIGHT, SPACE, TEMPERATURE
-from .information import _kl_to_centroids, _separation_rows
+from .information import _separation_rows, kl_to_centroids
 
 __all__ = ["NonFiniteLossError", "CMILossConfig", "cmi_regularized_loss", "distillation_loss", "check_finite"]
 
@@ -103,7 +103,7 @@ def cmi_regularized_loss(logits: Tensor, labels: Tensor, centroids: Tensor, cfg:
         raise ValueError("feature-space CMI needs the pooled features h_x")
     q = torch.softmax(source / cfg.temperature, dim=-1)
     g = centroids.detach().to(q)
-    cmi = _kl_to_centroids(q, labels, g).mean()
+    cmi = kl_to_centroids(q, labels, g).mean()
     terms = {"ce": ce, "cmi": cmi}
     total = ce + cfg.sign * cfg.weight * cmi
     if cfg.separation_weight > 0:

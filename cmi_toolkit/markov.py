@@ -255,10 +255,10 @@ def estimator_bias(source: SyntheticMarkovSource, ns: list[int], reps: int, outp
     from .information import conditional_mutual_information
 
     outputs = outputs or source.posterior
-    q = source.exact_centroids(outputs(source.all_sequences()))
+    every = outputs(source.all_sequences())
+    q = source.exact_centroids(every)
     out: dict[str, list[float]] = {"n": list(ns), "plugin_mean": [], "plugin_sd": [], "oracle_mean": [],
-                                   "oracle_sd": [], "gap_mean": [], "gap_max": [],
-                                   "exact": source.exact_cmi(outputs(source.all_sequences()))}
+                                   "oracle_sd": [], "gap_mean": [], "gap_max": [], "exact": source.exact_cmi(every)}
     for n in ns:
         plug, oracle = [], []
         for r in range(reps):

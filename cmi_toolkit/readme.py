@@ -80,11 +80,9 @@ def _verdicts(records: list[dict[str, Any]]) -> str:
     """One line per task and question: the paired difference over the seeds where neither run is flagged,
     its 95 % interval, the verdict word, the effect these seeds could detect, the mechanism checks."""
     from .evidence import paired_comparison
-    from .reproduce import _pct, _usable
+    from .reproduce import _pct, _usable, mechanism_results, runs_by_task_method
 
-    by: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
-    for r in records:
-        by.setdefault((r["params"]["task"], r["params"]["method"]), {})[r["params"]["seed"]] = r
+    by = runs_by_task_method(records)
     lines = []
     for task in sorted({t for t, _ in by}):
         for method, base, question, checked in QUESTIONS:
@@ -94,8 +92,7 @@ def _verdicts(records: list[dict[str, Any]]) -> str:
             shared = sorted(s for s in set(a) & set(b) if _usable(a[s]) and _usable(b[s]))
             metric = a[next(iter(a))]["headline_metric"]
             left_out = len(set(a) | set(b)) - len(shared)
-            mech = [r["checks"]["mechanism"]["passed"] for r in by.get((task, checked), {}).values()
-                    if r.get("checks", {}).get("mechanism", {}).get("passed") is not None]
+            mech = mechanism_results(by.get((task, checked), {}).values())
             legacy = any("checks" not in r for r in [*a.values(), *b.values()])
             if len(shared) < 2:
                 lines.append(f"- {task} ({metric}), {question}: {len(shared)} usable seed(s), no comparison"
@@ -147,7 +144,7 @@ def _lab(results_dir: Path) -> str:
         lines.append(f"| {lam:g} | {len(seeds)} | {statistics.mean(acc):.2f} ± {statistics.stdev(acc):.2f} | {delta} "
                      f"| {word} | {statistics.mean(cmi):.3f} ± {statistics.stdev(cmi):.3f} | {mech} "
                      f"| {sum(bool(runs[s]['flags']) for s in seeds)} |")
-    t = timing(rows, results_dir)
+    t = timing(rows)
     lines += ["", f"Lab preset: {D.LAB_PRESET['task']}, {D.LAB_PRESET['max_train_samples']:,} training examples, "
               f"{D.LAB_PRESET['epochs']} epochs, full dev set. Majority class: {100 * rows[0]['majority']:.2f} %. "
               f"Median training time per model: {t['median_train_s']:.0f} s ({'; '.join(t['machines'])})."]

@@ -189,6 +189,21 @@ def _usable(record: dict[str, Any]) -> bool:
     return not record.get("checks", {}).get("flags")
 
 
+def runs_by_task_method(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, dict[str, Any]]]:
+    """Records grouped as ``{(task, method): {seed: record}}``."""
+    by: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in records:
+        p = r["params"]
+        by[(p["task"], p["method"])][p["seed"]] = r
+    return by
+
+
+def mechanism_results(records) -> list[bool]:
+    """Passed / failed of each record's mechanism check, leaving out records with none (or an unchecked one)."""
+    return [r["checks"]["mechanism"]["passed"] for r in records
+            if r.get("checks", {}).get("mechanism", {}).get("passed") is not None]
+
+
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (task, method), stated as :mod:`cmi_toolkit.evidence` says.
 
@@ -198,10 +213,7 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     from .evidence import paired_comparison
 
-    by: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
-    for r in records:
-        p = r["params"]
-        by[(p["task"], p["method"])][p["seed"]] = r
+    by = runs_by_task_method(records)
     rows = []
     order = {m: i for i, m in enumerate(METHOD_LABELS)}
     for (task, method), seeds in sorted(by.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99))):
@@ -210,8 +222,7 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         good = {s: r for s, r in seeds.items() if _usable(r)}
         values = np.array([good[s]["metrics"][metric] for s in sorted(good)])
         flagged = {s: r["checks"]["flags"] for s, r in seeds.items() if not _usable(r)}
-        mech = [r["checks"]["mechanism"]["passed"] for r in seeds.values()
-                if r.get("checks", {}).get("mechanism", {}).get("passed") is not None]
+        mech = mechanism_results(seeds.values())
         row = {"task": task, "method": method, "metric": metric, "seeds": len(seeds), "used": len(good),
                "flagged": "; ".join(f"seed {s}: {','.join(f)}" for s, f in sorted(flagged.items())),
                "unchecked": sum("checks" not in r for r in seeds.values()),

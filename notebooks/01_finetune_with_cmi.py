@@ -88,7 +88,7 @@ rows, missing = lab.sweep(lambdas, seeds, results_dir=results_dir, glue_dir=glue
 if missing:
     print(f"{len(missing)} runs are not cached (or the GLUE folder differs from theirs) and train_missing is False: "
           "they are left out")
-timing = lab.timing(rows, results_dir)
+timing = lab.timing(rows)
 majority = rows[0]["majority"]
 print(f"majority class on dev: {majority:.3f}   median training time per model: {timing['median_train_s']:.0f} s "
       f"on {'; '.join(timing['machines'])}")
