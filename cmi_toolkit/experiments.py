@@ -70,7 +70,8 @@ class RunConfig:
     student_model: str | None = field(default=None, metadata={"help": "a separate student model id instead of make_student"})
     kd_alpha: float = field(default=0.5, metadata={"help": "alpha of the distillation loss"})
     kd_temperature: float = field(default=4.0, metadata={"help": "T of the distillation loss"})
-    bf16: bool = field(default=False, metadata={"help": "bf16 autocast (GPU); off by default, and part of the key"})
+    bf16: bool = field(default=False, metadata={
+        "help": "bf16 autocast in training (a CPU with AVX-512 BF16, or a GPU); evaluation stays fp32; part of the key"})
 
     def __post_init__(self):
         from .fpdc import MODES
@@ -438,6 +439,7 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
         "provenance": provenance(next(model.parameters()).device, started=started,
                                  resumed_from_step=getattr(trainer, "resumed_from_step", None)),
     }
+    record["predictions"] = report.prediction_block()
     store.save(key, record)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return record

@@ -179,6 +179,18 @@ class MeasureReport:
     features: Tensor | None = None
     logits: Tensor | None = None
     labels: Tensor | None = None
+    #: per-example argmax class, probability of that class (T = 1) and label, in dataset order (always kept)
+    predicted: Tensor | None = None
+    confidence: Tensor | None = None
+    targets: Tensor | None = None
+
+    def prediction_block(self) -> dict:
+        """The record's compact per-example predictions (:func:`cmi_toolkit.predictions.encode_predictions`)."""
+        from .predictions import encode_predictions
+
+        if self.predicted is None:
+            raise ValueError("this report kept no per-example predictions")
+        return encode_predictions(self.predicted.numpy(), self.confidence.numpy(), self.targets.numpy())
 
     def summary(self) -> dict[str, float]:
         """Flat dict of the headline numbers (for tables and JSON)."""
@@ -240,6 +252,7 @@ def measure(model, dataset, tokenizer=None, task=None, batch_size: int = 64, poo
     if num_classes < 2:
         raise ValueError("measure() needs a classifier (2 or more outputs); STS-B-style regression has no CMI")
     preds = z.argmax(-1)
+    probs_t1 = torch.softmax(z.double(), -1)
     metrics = {}
     if task is not None:
         metrics = compute_metrics(get_task(task) if isinstance(task, str) else task, preds.numpy(), y.numpy())
@@ -250,7 +263,8 @@ def measure(model, dataset, tokenizer=None, task=None, batch_size: int = 64, poo
         output=SpaceReport.from_probs(torch.softmax(z.double() / output_temperature, -1), y, num_classes),
         metrics={k: float(np.asarray(v)) for k, v in metrics.items()},
         majority_prediction_share=float(torch.bincount(preds, minlength=num_classes).max() / max(1, preds.numel())),
-        mean_max_prob=float(torch.softmax(z.double(), -1).max(-1).values.mean()),
+        mean_max_prob=float(probs_t1.max(-1).values.mean()),
+        predicted=preds, confidence=probs_t1.max(-1).values.float(), targets=y,
     )
     if keep_outputs:
         report.features, report.logits, report.labels = h, z, y

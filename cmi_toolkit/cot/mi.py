@@ -44,7 +44,7 @@ def mi_loss_released(label_logits: Tensor, rationale_logits: Tensor, label_mask:
     """
 
     def pooled(logits: Tensor, mask: Tensor | None) -> Tensor:
-        probs = torch.softmax(logits, dim=-1)
+        probs = torch.softmax(logits.float(), dim=-1)  # fp32 under bf16 autocast
         if mask is not None:
             probs = probs * mask[..., None].to(probs.dtype)  # probabilities >= 0: a zeroed row never wins the max
         return probs.max(dim=1).values

@@ -124,7 +124,7 @@ def run_cot(cfg: CoTConfig, source: str | os.PathLike | None = None, output_dir:
         learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_steps=0.1,
         weight_decay=0.01, logging_steps=10, save_strategy="no", report_to=[], seed=cfg.seed,
         remove_unused_columns=False, disable_tqdm=not progress, use_cpu=not torch.cuda.is_available(),
-        dataloader_pin_memory=torch.cuda.is_available())
+        dataloader_pin_memory=torch.cuda.is_available(), bf16=cfg.bf16)
     trainer = CoTTrainer(model=model, args=args, train_dataset=train_tok, cot=cfg,
                          data_collator=CoTCollator(tok.pad_token_id))
     selector = None
@@ -191,7 +191,8 @@ def run_cot_suite(dataset: str = "cqa", preset: str = "cpu", seeds: tuple[int, .
     store.check_writable()
     records = []
     for cfg in tqdm(configs, desc=f"CoT {dataset}", disable=not progress):
-        key = run_key({"kind": "cot", "eval_version": EVAL_VERSION, "data": data, **cfg.__dict__})
+        params = {k: v for k, v in cfg.__dict__.items() if k != "bf16" or v}  # fp32 runs keep their keys
+        key = run_key({"kind": "cot", "eval_version": EVAL_VERSION, "data": data, **params})
         record = store.load(key)
         if record is None:
             record = {**run_cot(cfg, source, progress=False), "key": key, "preset": preset, "data": {"digest": data}}

@@ -131,6 +131,8 @@ class CoTConfig:
     heldout_samples: int = field(default=0, metadata={
         "help": "training examples held out to choose the checkpoint (0: keep the last one)"})
     eval_every: int = field(default=200, metadata={"help": "steps between held-out evaluations"})
+    bf16: bool = field(default=False, metadata={
+        "help": "bf16 autocast (a CPU with AVX-512 BF16, or a GPU); part of the key only when on"})
 
     def __post_init__(self):
         if self.mode not in MODES:
