@@ -18,6 +18,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import defaults as D
 
@@ -266,6 +267,44 @@ def cmd_report(argv: list[str]) -> int:
 
 
 @dataclass
+class PredictionArgs:
+    retrain: bool = field(default=False, metadata={
+        "help": "train runs without a kept model again (deterministic on the CPU) and add their predictions only "
+                "if every metric matches the record exactly"})
+
+
+def cmd_predictions(argv: list[str]) -> int:
+    """Add per-example dev predictions to a suite's records that lack them (from kept models, or --retrain)."""
+    from transformers import HfArgumentParser
+
+    from .experiments import add_predictions
+    from .reproduce import load_suite, suite_records
+    from .results import ResultStore
+
+    parser = HfArgumentParser((StoreArgs, SuiteArgs, PredictionArgs))
+    parser.set_defaults(results_dir=D.SUITE_RESULTS_DIR)
+    store_args, suite_args, pred_args = parser.parse_args_into_dataclasses(argv)
+    store = ResultStore(store_args.results_dir)
+    spec = load_suite(suite_args.suite)
+    records, _ = suite_records(store, spec, tasks=_split(suite_args.tasks, name="--tasks"),
+                               seeds=_split(suite_args.seeds, int, "--seeds"),
+                               methods=_split(suite_args.methods, name="--methods"))
+    scratch = ResultStore(store.root / "scratch" / "predictions") if pred_args.retrain else None
+    order = {m: i for i, m in enumerate(("ce", "mcmi", "student", "cmi", "kd_ce", "kd_mcmi"))}
+    todo = sorted((r for r in records if "predictions" not in r),
+                  key=lambda r: (r["params"]["task"], order.get(r["params"]["method"], 9), r["params"]["seed"]))
+    print(f"{len(records) - len(todo)} of {len(records)} records of suite {suite_args.suite} already keep predictions")
+    from tqdm.auto import tqdm
+
+    for r in tqdm(todo, desc="predictions", unit="run"):
+        p = r["params"]
+        r = {k: v for k, v in r.items() if k != "arm"}
+        print(f"{r['key']} {p['task']}/{p['method']}/seed{p['seed']}: "
+              f"{add_predictions(r, store, store_args.glue_dir, scratch)}", flush=True)
+    return 0
+
+
+@dataclass
 class MeasureArgs:
     split: str | None = field(default=None, metadata={"help": "split to measure (default: the first validation split)"})
     output: str | None = field(default=None, metadata={"help": "write the summary as JSON here"})
@@ -342,6 +381,9 @@ class SearchArgs:
     seeds: str = field(default="0,1,2", metadata={"help": "comma-separated seeds (at least 3)"})
     budgets: str = field(default="1,3", metadata={"help": "comma-separated epoch budgets of the successive halving"})
     grid: str | None = field(default=None, metadata={"help": "a YAML file mapping space/temperature/cmi_weight/centroid_mode to lists (default: the kit's grid)"})
+    suite: str | None = field(default=None, metadata={
+        "help": "run the search a suite declares (its search: section) on each of its tasks, e.g. cpu_verdict"})
+    tasks: str | None = field(default=None, metadata={"help": "with --suite: comma-separated subset of its tasks"})
 
 
 def cmd_search(argv: list[str]) -> int:
@@ -355,6 +397,16 @@ def cmd_search(argv: list[str]) -> int:
     parser = HfArgumentParser((SearchArgs, RunConfig, StoreArgs))
     parser.set_defaults(results_dir="results/search")
     args, base, store_args = parser.parse_args_into_dataclasses(argv)
+    if args.suite:
+        from .reproduce import load_suite
+        from .search import run_suite_search, search_table
+
+        results = D.SUITE_RESULTS_DIR if store_args.results_dir == "results/search" else store_args.results_dir
+        found = run_suite_search(load_suite(args.suite), args.kind, tasks=_split(args.tasks, name="--tasks"),
+                                 glue_dir=store_args.glue_dir, results_root=Path(results))
+        for result in found.values():
+            print("\n".join(search_table(result)) + "\n")
+        return 0
     grid = None
     if args.grid:
         import yaml
@@ -418,6 +470,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "evaluate": cmd_evaluate,
     "reproduce": cmd_reproduce,
     "report": cmd_report,
+    "predictions": cmd_predictions,
     "cot": cmd_cot,
     "readme": cmd_readme,
     "search": cmd_search,

@@ -197,7 +197,7 @@ def build_model(cfg: RunConfig, num_labels: int):
 
 def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teacher=None, progress: bool = True,
                 max_steps: int = -1, save_checkpoints: bool = True, callbacks: list | None = None,
-                logging_steps: int = 10, save_steps: int | None = None):
+                logging_steps: int = 10, save_steps: int | None = None, torch_compile: bool = False):
     """Train the model of ``cfg`` on the tokenised ``train`` set; returns (model, trainer).
 
     Checkpoints are saved every epoch (or every ``save_steps`` steps) into ``output_dir``; when
@@ -233,6 +233,7 @@ def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teache
         dataloader_pin_memory=torch.cuda.is_available(),
         use_cpu=not torch.cuda.is_available(),
         bf16=cfg.bf16,
+        torch_compile=torch_compile,
         ddp_find_unused_parameters=False,  # every parameter of a sequence classifier takes part in the loss
         # several CPU processes (torchrun / accelerate launch) talk over gloo
         ddp_backend="gloo" if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
@@ -463,3 +464,53 @@ def _load_saved(path: Path):
     from transformers import AutoModelForSequenceClassification
 
     return AutoModelForSequenceClassification.from_pretrained(str(path))
+
+
+#: metrics a re-created run must match to the last digit before its predictions join the original record
+IDENTITY_METRICS = ("accuracy", "feature_cmi", "output_cmi")
+
+
+def add_predictions(record: dict[str, Any], store: ResultStore, glue_dir: str | None = None,
+                    scratch: ResultStore | None = None, progress: bool = False) -> str:
+    """Add per-example predictions to a record that has none; returns how (or why not).
+
+    From the kept model (``<store>/models/<key>``) when there is one: measured again on the record's
+    evaluation data. Otherwise, given a ``scratch`` store, the run is trained again there (CPU training
+    is deterministic here; its teacher or CE twin is trained there too, once for the batch) and its
+    predictions are taken only if every metric of :data:`IDENTITY_METRICS` equals the record's exactly.
+    The record says which source its predictions came from; its data fingerprint must match the data.
+    """
+    from .information import measure
+    from .models import load_tokenizer
+
+    if "predictions" in record:
+        return "has predictions"
+    cfg = RunConfig(**record["params"])
+    fingerprint = cfg.data_fingerprint(glue_dir)
+    if record.get("data", {}).get("digest") not in (None, fingerprint["digest"]):
+        return "data changed since the run: not added"
+    model_dir = store.root / "models" / record["key"]
+    if (model_dir / "config.json").is_file():
+        tokenizer = load_tokenizer(str(model_dir))
+        task, _, evaluation = prepare_data(cfg, tokenizer, glue_dir)
+        report = measure(_load_saved(model_dir), evaluation, tokenizer, task=task, pooling=cfg.pooling,
+                         temperature=cfg.temperature, keep_outputs=False, progress=progress)
+        source, new, block = "kept model", report.summary(), report.prediction_block()
+    elif scratch is not None:
+        fresh = execute(cfg, scratch, glue_dir=glue_dir, progress=progress)
+        source, new, block = "retrained (metrics identical to the record)", fresh["metrics"], fresh["predictions"]
+    else:
+        return "no kept model (pass --retrain to train it again)"
+    differs = [m for m in IDENTITY_METRICS if m in record["metrics"] and new.get(m) != record["metrics"][m]]
+    if differs:
+        return (f"metrics {differs} differ from the record ({[new.get(m) for m in differs]} vs "
+                f"{[record['metrics'][m] for m in differs]}): not added")
+    record["predictions"] = block
+    record["predictions_source"] = source
+    if scratch is not None and source.startswith("retrained"):
+        record["reproduced"] = fresh["provenance"]  # the identical run made again, with its own commit
+        made = scratch.root / "models" / record["key"]
+        if made.is_dir() and not model_dir.exists():  # the same run's model: later runs (students, twins) use it
+            shutil.copytree(made, model_dir)
+    store.save(record["key"], record)
+    return f"added from the {source}"

@@ -65,50 +65,43 @@ def render(spec: str, root: str | Path = REPO) -> str:
     if words[0] == "verdict" and len(words) == 2:
         from .reproduce import load_suite, suite_records
 
-        records, _ = suite_records(ResultStore(root / "results"), load_suite(words[1]))
-        return _verdicts(records)
-    raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'verdict SUITE', 'presets TASK', 'lab' or "
+        spec = load_suite(words[1])
+        records, _ = suite_records(ResultStore(root / "results"), spec)
+        return _verdicts(records, spec)
+    if words[0] == "equivalence" and len(words) == 2:
+        from .reproduce import load_suite, suite_records
+        from .verdicts import equivalence, equivalence_lines
+
+        spec = load_suite(words[1])
+        store = ResultStore(root / "results")
+        records, _ = suite_records(store, spec)
+        return "\n".join(equivalence_lines(equivalence(spec, store, records)))
+    if words[0] == "search" and len(words) == 3:
+        import json
+
+        from .reproduce import load_suite
+        from .search import search_file, search_table
+
+        spec = load_suite(words[1])
+        found = [search_file(spec, t, words[2], root / "results") for t in spec["tasks"]]
+        parts = ["\n".join(search_table(json.loads(p.read_text(encoding="utf-8")))) for p in found if p.is_file()]
+        return "\n\n".join(parts) if parts else f"- no {words[2]} search of suite {words[1]} has finished yet."
+    raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'verdict SUITE', 'equivalence SUITE', "
+                     "'search SUITE KIND', 'presets TASK', 'lab' or "
                      "'cot DATASET PRESET [key=value ...]'")
 
 
-# (method, baseline, the question's words, the run whose mechanism check answers for the method)
-QUESTIONS = (("cmi", "ce", "CMI-minimised − CE", "cmi"),
-             ("kd_mcmi", "kd_ce", "student ← MCMI teacher − student ← CE teacher", "mcmi"))
+def _verdicts(records: list[dict[str, Any]], spec: dict[str, Any]) -> str:
+    """One line per comparison of the suite's family (:mod:`cmi_toolkit.verdicts`), then the pooled estimates."""
+    from .verdicts import _p, _pts, family_verdicts, pooled, verdict_lines
 
-
-def _verdicts(records: list[dict[str, Any]]) -> str:
-    """One line per task and question: the paired difference over the seeds where neither run is flagged,
-    its 95 % interval, the verdict word, the effect these seeds could detect, the mechanism checks."""
-    from .evidence import paired_comparison
-    from .reproduce import _pct, _usable, mechanism_results, runs_by_task_method
-
-    by = runs_by_task_method(records)
-    lines = []
-    for task in sorted({t for t, _ in by}):
-        for method, base, question, checked in QUESTIONS:
-            a, b = by.get((task, method)), by.get((task, base))
-            if not a or not b:
-                continue
-            shared = sorted(s for s in set(a) & set(b) if _usable(a[s]) and _usable(b[s]))
-            metric = a[next(iter(a))]["headline_metric"]
-            left_out = len(set(a) | set(b)) - len(shared)
-            mech = mechanism_results(by.get((task, checked), {}).values())
-            legacy = any("checks" not in r for r in [*a.values(), *b.values()])
-            if len(shared) < 2:
-                lines.append(f"- {task} ({metric}), {question}: {len(shared)} usable seed(s), no comparison"
-                             + (f"; {left_out} seed(s) flagged or missing" if left_out else "") + ".")
-                continue
-            c = paired_comparison([a[s]["metrics"][metric] for s in shared], [b[s]["metrics"][metric] for s in shared])
-            notes = [f"these seeds could detect about ±{_pct(c['mde80'])}"]
-            whose = "teacher's " if checked != method else ""
-            notes.append(f"{whose}mechanism {sum(mech)}/{len(mech)}" if mech else f"{whose}mechanism unchecked")
-            if left_out:
-                notes.append(f"{left_out} seed(s) flagged or missing, left out")
-            if legacy:
-                notes.append("† records predate the checks")
-            lines.append(f"- {task} ({metric}), {question}: {_pct(c['mean'], True)} points "
-                         f"[{_pct(c['low'], True)}, {_pct(c['high'], True)}] over {c['n']} seeds, "
-                         f"**{c['verdict']}** ({'; '.join(notes)}).")
+    rows = family_verdicts(records, spec)
+    lines = verdict_lines(rows)
+    pools = pooled(rows, exclude=tuple((spec.get("plan") or {}).get("excluded") or ()))
+    for question, pool in pools.items():
+        lines.append(f"- pooled over {', '.join(pool['tasks'])}, {question} (random effects): {_pts(pool['mean'])} "
+                     f"points [{_pts(pool['low'])}, {_pts(pool['high'])}], p {_p(pool['p'])}, I² "
+                     f"{100 * pool['i2']:.0f} %, **{pool['verdict']}**.")
     return "\n".join(lines) if lines else "- no comparison in these records yet."
 
 

@@ -24,13 +24,15 @@ from tqdm.auto import tqdm
 
 from .experiments import RunConfig, execute
 from .results import ResultStore, atomic_write_text
+from .verdicts import mechanism_results, runs_by_task_method
 
 __all__ = ["SUITE_DIR", "load_suite", "suite_runs", "execute_runs", "execute_with_papermill", "run_suite",
            "summary_figure", "summarise", "summary_table", "summary_markdown", "suite_records", "report", "BASELINES"]
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "configs"
-BASELINES = {"cmi": "ce", "mcmi": "ce", "kd_ce": "student", "kd_mcmi": "student"}
-METHOD_LABELS = {"ce": "CE fine-tuning", "cmi": "CMI-minimised", "mcmi": "CMI-maximised teacher",
+BASELINES = {"cmi": "ce", "cmi_tuned": "ce", "mcmi": "ce", "kd_ce": "student", "kd_mcmi": "student"}
+METHOD_LABELS = {"ce": "CE fine-tuning", "cmi": "CMI-minimised", "cmi_tuned": "CMI-minimised (tuned settings)",
+                 "mcmi": "CMI-maximised teacher",
                  "student": "student alone", "kd_ce": "student <- CE teacher", "kd_mcmi": "student <- MCMI teacher"}
 
 
@@ -57,12 +59,16 @@ def load_suite(suite: str | os.PathLike) -> dict[str, Any]:
     for key in ("seeds", "tasks", "common"):
         if key not in spec:
             raise ValueError(f"{path}: suite lacks {key!r}; see configs/cpu/suite.yaml for the layout")
+    from .plan import parse_plan
+
+    parse_plan(spec, str(path))  # a malformed plan is refused before anything runs
+    spec["_file"] = str(path.resolve())
     return spec
 
 
 def suite_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list[int] | None = None,
                methods: list[str] | None = None, overrides: dict[str, Any] | None = None,
-               with_dependencies: bool = False) -> list[RunConfig]:
+               with_dependencies: bool = False, results_root: Path | None = None) -> list[RunConfig]:
     """The runs of a suite.
 
     A suite's ``teacher`` section (CMI settings of the MCMI teacher: space, lambda, T, centroid
@@ -72,16 +78,9 @@ def suite_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list
     wanted = list(spec.get("finetune_methods", [])) + list(spec.get("distill_methods", []))
     if methods:
         wanted = [m for m in wanted if m in methods] + [m for m in methods if m not in wanted]
-    teacher = spec.get("teacher") or {}
     runs = []
-    for task, params in spec["tasks"].items():
-        if tasks and task not in tasks:
-            continue
-        for seed in seeds or spec["seeds"]:
-            for method in wanted:
-                extra = teacher if method in ("mcmi", "kd_mcmi") else {}
-                runs.append(RunConfig(**{**spec["common"], **(params or {}), **extra, **(overrides or {}),
-                                         "task": task, "seed": seed, "method": method}))
+    for _task, cfg, _arm in arm_runs(spec, tasks, seeds, methods, overrides, results_root):
+        runs.append(cfg)
     if with_dependencies:
         import dataclasses
 
@@ -93,6 +92,61 @@ def suite_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list
                 seen.add(cfg.key)
                 runs.append(cfg)
     return runs
+
+
+def arm_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list[int] | None = None,
+             methods: list[str] | None = None, overrides: dict[str, Any] | None = None,
+             results_root: Path | None = None) -> list[tuple[str, RunConfig, str]]:
+    """(task, run, arm) of every run of a suite; the arm is the method's name or a named arm's.
+
+    * A task's ``methods`` entry restricts the suite's methods (and arms) for that task.
+    * A task's ``teacher`` entry overrides the suite's ``teacher`` section for that task; ``teacher: search``
+      (suite-wide or per task) takes the winner of the suite's teacher search, and a task whose search has
+      not finished has no ``mcmi`` / ``kd_mcmi`` runs yet.
+    * ``arms:`` adds named variants of a method: ``{name: cmi_tuned, method: cmi, tasks: {sst2: {...}}}`` with
+      per-task settings, or ``{name: cmi_tuned, method: cmi, settings: search}`` for the winner of the suite's
+      minimiser search; a task without settings (search not finished, or its winner equal to the defaults,
+      which would duplicate the ``cmi`` arm) has no run in that arm.
+    """
+    from .search import search_winner
+
+    wanted = list(spec.get("finetune_methods", [])) + list(spec.get("distill_methods", []))
+    if methods:
+        wanted = [m for m in wanted if m in methods] + [m for m in methods if m not in wanted]
+    out = []
+    for task, params in spec["tasks"].items():
+        if tasks and task not in tasks:
+            continue
+        params = dict(params or {})
+        only = params.pop("methods", None)
+        suite_teacher = spec.get("teacher") or {}
+        teacher = params.pop("teacher", None) or suite_teacher
+        if teacher == "search":
+            teacher = search_winner(spec, task, "teacher", results_root)
+        arms = [(m, m, {}) for m in wanted if not only or m in only]
+        if teacher is None:  # its search has not finished
+            arms = [a for a in arms if a[1] not in ("mcmi", "kd_mcmi")]
+        for arm in spec.get("arms", []) or []:
+            if only and arm["name"] not in only:
+                continue
+            if methods and arm["name"] not in methods and arm["method"] not in methods:
+                continue
+            settings = (search_winner(spec, task, "minimiser", results_root) if arm.get("settings") == "search"
+                        else (arm.get("tasks") or {}).get(task))
+            if settings is None:
+                continue
+            probe = RunConfig(**{**spec["common"], **params, **settings, "task": task, "method": arm["method"]})
+            plain = RunConfig(**{**spec["common"], **params, "task": task, "method": arm["method"]})
+            if probe.key == plain.key:  # the same runs as the method's own arm
+                continue
+            arms.append((arm["name"], arm["method"], settings))
+        for seed in seeds or spec["seeds"]:
+            for name, method, settings in arms:
+                extra = teacher if method in ("mcmi", "kd_mcmi") else {}
+                cfg = RunConfig(**{**spec["common"], **params, **extra, **settings, **(overrides or {}),
+                                   "task": task, "seed": seed, "method": method})
+                out.append((task, cfg, name))
+    return out
 
 
 def _worker(args: tuple[list[RunConfig], str, str | None, str | None]) -> int:
@@ -172,7 +226,7 @@ def run_suite(spec: dict[str, Any], store: ResultStore, glue_dir: str | None = N
     ``executor="package"`` calls the package directly (``workers`` processes); ``"papermill"`` runs
     notebook 04 per task and seed (``suite`` names the suite file for the notebook).
     """
-    runs = suite_runs(spec, **select)
+    runs = suite_runs(spec, **select, results_root=store.root)
     if executor == "papermill":
         if suite is None:
             raise ValueError("the papermill executor needs the suite's name or path")
@@ -187,21 +241,6 @@ def run_suite(spec: dict[str, Any], store: ResultStore, glue_dir: str | None = N
 def _usable(record: dict[str, Any]) -> bool:
     """A record counts for its method unless a degenerate-run flag is set on it."""
     return not record.get("checks", {}).get("flags")
-
-
-def runs_by_task_method(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, dict[str, Any]]]:
-    """Records grouped as ``{(task, method): {seed: record}}``."""
-    by: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
-    for r in records:
-        p = r["params"]
-        by[(p["task"], p["method"])][p["seed"]] = r
-    return by
-
-
-def mechanism_results(records) -> list[bool]:
-    """Passed / failed of each record's mechanism check, leaving out records with none (or an unchecked one)."""
-    return [r["checks"]["mechanism"]["passed"] for r in records
-            if r.get("checks", {}).get("mechanism", {}).get("passed") is not None]
 
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -273,8 +312,15 @@ def summary_table(rows: list[dict[str, Any]]) -> list[str]:
 def suite_records(store: ResultStore, spec: dict[str, Any], suite: str | None = None,
                   **select) -> tuple[list[dict[str, Any]], int]:
     """The records of ``spec``'s runs (with their teachers and CE twins) and the count of others ignored."""
-    wanted = {cfg.key: (cfg.task, cfg.method, cfg.seed) for cfg in suite_runs(spec, with_dependencies=True, **select)}
-    return store.select(wanted, suite or str(spec.get("suite", "suite")))
+    wanted = {cfg.key: (cfg.task, cfg.method, cfg.seed)
+              for cfg in suite_runs(spec, with_dependencies=True, results_root=store.root, **select)}
+    arm_of = {cfg.key: arm for _, cfg, arm in arm_runs(spec, select.get("tasks"), select.get("seeds"),
+                                                         select.get("methods"), select.get("overrides"), store.root)
+              if arm != cfg.method}
+    records, ignored = store.select(wanted, suite or str(spec.get("suite", "suite")))
+    from .results import run_key
+
+    return [{**r, "arm": arm_of[k]} if (k := run_key(r["params"])) in arm_of else r for r in records], ignored
 
 
 def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, out_dir: str | os.PathLike | None = None,
@@ -301,9 +347,32 @@ def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, o
     paths = {"csv": out_dir / f"summary_{suite}.csv", "md": out_dir / f"summary_{suite}.md"}
     atomic_write_text(paths["csv"], buf.getvalue())
     title = title or f"GLUE dev results, suite {suite}"
-    atomic_write_text(paths["md"], "\n".join(summary_markdown(rows, title, ignored)) + "\n")
+    from .plan import plan_lines, plan_status
+    from .verdicts import family_table, family_verdicts, pooled
+
+    fam = family_verdicts(records, spec)
+    pools = pooled(fam, exclude=tuple((spec.get("plan") or {}).get("excluded") or ()))
+    extra = ["", "## The family of comparisons", "",
+             "Each comparison is paired by seed. Two intervals: over seeds (paired t: training randomness, the dev "
+             "set held fixed) and over seeds and dev examples (a paired bootstrap that resamples both, the same "
+             "resample for both methods: also the finite dev set). The verdict uses the wider one; its p-value (the "
+             "larger) is Holm-adjusted within the family, and better / worse needs adjusted p < 0.05 with the "
+             "interval excluding 0. McNemar per seed tests the paired correctness of that seed's two models.", ""]
+    extra += family_table(fam, pools)
+    if spec.get("equivalence"):
+        from .verdicts import equivalence, equivalence_lines
+
+        extra += ["", f"## Equivalence with suite {spec['equivalence']['reference_suite']} (TOST)", ""]
+        extra += equivalence_lines(equivalence(spec, store, records))
+    extra += ["", "## Plan", ""] + plan_lines(plan_status(spec, spec.get("_file"), records))
+    atomic_write_text(paths["md"], "\n".join(summary_markdown(rows, title, ignored, extra)) + "\n")
     if figures_dir is not None:
         paths["figure"] = _figure(rows, Path(figures_dir), title, f"glue_summary_{suite}")
+        if pools:
+            from .viz import forest_plot, save_figure
+
+            paths["forest"] = save_figure(forest_plot(fam, pools, f"Paired Δ per task and pooled, suite {suite}"),
+                                          f"forest_{suite}", Path(figures_dir))["html"]
     return paths
 
 
@@ -318,7 +387,8 @@ def caveats(rows: list[dict[str, Any]]) -> list[str]:
             "so a verdict marked † holds only if those runs learned."]
 
 
-def summary_markdown(rows: list[dict[str, Any]], title: str, ignored: int = 0) -> list[str]:
+def summary_markdown(rows: list[dict[str, Any]], title: str, ignored: int = 0,
+                     extra: list[str] | None = None) -> list[str]:
     """The whole summary.md: how to read it, the table, majority-class scores, caveats."""
     lines = [f"# {title}", "",
              "Score: mean ± sd over the seeds whose run is not flagged degenerate (percent). Δ: paired per-seed "
@@ -333,6 +403,7 @@ def summary_markdown(rows: list[dict[str, Any]], title: str, ignored: int = 0) -
         lines += ["", "Majority-class score (always predict the training set's majority class): "
                   + ", ".join(f"{t} {_pct(v)}" for t, v in sorted(majority.items())) + "."]
     lines += caveats(rows)
+    lines += extra or []
     if ignored:
         lines += ["", f"{ignored} other record(s) in the store belong to no run of this suite and were ignored."]
     return lines

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .experiments import RunConfig, execute
@@ -122,3 +123,151 @@ def search_settings(base: RunConfig, store: ResultStore, grid: dict[str, Sequenc
         winner = min((r for r in full if r["gain"] >= best - tie), key=lambda r: (r["cmi_weight"], -r["gain"]))
     return {"winner": winner, "rule": RULE.format(tie=100 * tie), "table": table, "kind": kind,
             "seeds": list(seeds), "budgets": list(budgets)}
+
+
+#: the CPU verdict suite's minimiser grid (feature space, EMA centroids): 16 candidates
+CPU_GRID: dict[str, list[Any]] = {"space": ["feature"], "temperature": [0.05, 0.1, 0.2, 1.0],
+                                  "cmi_weight": [0.03, 0.1, 0.3, 1.0], "centroid_mode": ["ema"]}
+#: the CPU verdict suite's teacher grid: Ye et al.'s output-space teacher at three lambdas, and one in feature space
+CPU_TEACHER_CANDIDATES: list[dict[str, Any]] = [
+    {"space": "output", "temperature": 1.0, "cmi_weight": 0.1, "centroid_mode": "fixed"},
+    {"space": "output", "temperature": 1.0, "cmi_weight": 0.2, "centroid_mode": "fixed"},
+    {"space": "output", "temperature": 1.0, "cmi_weight": 0.3, "centroid_mode": "fixed"},
+    {"space": "feature", "temperature": 0.1, "cmi_weight": 0.1, "centroid_mode": "ema"},
+]
+SH_RULE = ("successive halving: every candidate at the first budget, the best 1/{eta} (at least one) go on to the "
+           "next budget with more seeds; the winner is the highest mean held-out gain over the paired baseline at "
+           "the last budget; candidates within {tie} points of the best go to the smaller lambda")
+
+
+def successive_halving(base: RunConfig, store: ResultStore, candidates_: Sequence[dict[str, Any]],
+                       kind: str = "minimiser", rungs: Sequence[tuple[float, Sequence[int]]] = ((1, (0,)), (3, (0, 1))),
+                       eta: int = 4, glue_dir: str | None = None, tie: float = 0.001,
+                       progress: bool = True) -> dict[str, Any]:
+    """Synchronous successive halving sized for a CPU: ``rungs`` are (epochs, seeds) from cheap to full.
+
+    All candidates run at the first rung; after each rung the best ceil(n / eta) continue. Every run is a
+    record in ``store`` (held-out split of the training data: the dev sets are never read), so a repeated
+    search skips finished runs. Returns ``{"winner", "rule", "table", ...}`` like :func:`search_settings`.
+    """
+    from tqdm.auto import tqdm
+
+    if kind not in ("minimiser", "teacher"):
+        raise ValueError(f"kind must be 'minimiser' or 'teacher', got {kind!r}")
+    if len(rungs[-1][1]) < 2:
+        raise ValueError("the last rung needs at least 2 seeds per surviving candidate")
+    alive = [dict(c) for c in candidates_]
+    rows: dict[int, dict[str, Any]] = {}
+    index = {id(c): i for i, c in enumerate(alive)}
+    for r, (epochs, seeds) in enumerate(rungs):
+        scored = []
+        for c in tqdm(alive, desc=f"rung {r + 1}/{len(rungs)} ({epochs:g} epochs, {len(seeds)} seeds)",
+                      disable=not progress):
+            value, gains = _objective_value(base, c, kind, epochs, seeds, store, glue_dir)
+            rows[index[id(c)]] = {**c, "budget": epochs, "seeds": list(seeds), "gain": value, "gains": gains,
+                                  "pruned": False}
+            scored.append((value, c))
+        if r < len(rungs) - 1:
+            keep = max(1, math.ceil(len(alive) / eta))
+            ranked = sorted(scored, key=lambda vc: (-vc[0] if math.isfinite(vc[0]) else math.inf, vc[1]["cmi_weight"]))
+            alive = [c for v, c in ranked[:keep] if math.isfinite(v)] or [ranked[0][1]]
+            for _v, c in ranked[keep:]:
+                rows[index[id(c)]]["pruned"] = True
+    table = sorted(rows.values(), key=lambda r: (r["pruned"], -r["gain"] if math.isfinite(r["gain"]) else math.inf))
+    full = [r for r in table if not r["pruned"] and r["budget"] == rungs[-1][0] and math.isfinite(r["gain"])]
+    winner = None
+    if full:
+        best = max(r["gain"] for r in full)
+        winner = min((r for r in full if r["gain"] >= best - tie), key=lambda r: (r["cmi_weight"], -r["gain"]))
+    return {"winner": winner, "rule": SH_RULE.format(eta=eta, tie=100 * tie), "table": table, "kind": kind,
+            "rungs": [[e, list(s)] for e, s in rungs]}
+
+
+DEFAULT_RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def search_file(spec: dict[str, Any], task: str, kind: str, results_root: Path | None = None) -> Path:
+    """Where a suite's search result for ``task`` and ``kind`` lies: ``<results>/search/<suite>/<task>_<kind>.json``.
+
+    ``results_root`` is the suite's result store (default: the repository's ``results/``); the search's own
+    runs are records of the store ``<results>/search``.
+    """
+    root = Path(results_root) if results_root is not None else DEFAULT_RESULTS
+    return root / "search" / str(spec.get("suite", "suite")) / f"{task}_{kind}.json"
+
+
+def search_winner(spec: dict[str, Any], task: str, kind: str, results_root: Path | None = None) -> dict[str, Any] | None:
+    """The CMI settings the suite's search chose for ``task`` (None until that search has finished)."""
+    import json
+
+    path = search_file(spec, task, kind, results_root)
+    if not path.is_file():
+        return None
+    try:
+        winner = json.loads(path.read_text(encoding="utf-8"))["winner"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a search result ({exc}); delete it and run the search again") from None
+    return None if winner is None else {k: winner[k] for k in SETTING_KEYS}
+
+
+SETTING_KEYS = ("space", "temperature", "cmi_weight", "centroid_mode")
+
+
+def run_suite_search(spec: dict[str, Any], kind: str, tasks: Sequence[str] | None = None, glue_dir: str | None = None,
+                     results_root: Path | None = None, progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Run the suite's declared ``search:`` of ``kind`` on each of its tasks; write each result; return them.
+
+    ``search.minimiser`` / ``search.teacher``: ``grid`` (``cpu``) or ``candidates`` (``cpu``), ``rungs``
+    ([[epochs, [seeds]], ...]), ``eta``, ``tasks``. Base runs are the suite's own settings for the task.
+    """
+    import json
+
+    from .provenance import git_state
+    from .results import atomic_write_text
+
+    conf = (spec.get("search") or {}).get(kind)
+    if not conf:
+        raise ValueError(f"suite {spec.get('suite')!r} declares no search.{kind}")
+    store = ResultStore((Path(results_root) if results_root is not None else DEFAULT_RESULTS) / "search")
+    out = {}
+    for task, params in spec["tasks"].items():
+        if (tasks and task not in tasks) or (conf.get("tasks") and task not in conf["tasks"]):
+            continue
+        params = {k: v for k, v in (params or {}).items() if k not in ("teacher", "methods")}
+        base = RunConfig(**{**spec["common"], **params, "task": task, "method": "ce"})
+        if kind == "minimiser":
+            cands = candidates(CPU_GRID if conf.get("grid", "cpu") == "cpu" else conf["grid"])
+        else:
+            cands = CPU_TEACHER_CANDIDATES if conf.get("candidates", "cpu") == "cpu" else conf["candidates"]
+        rungs = [(float(e), tuple(s)) for e, s in conf.get("rungs", [[1, [0]], [3, [0, 1]]])]
+        result = successive_halving(base, store, cands, kind=kind, rungs=rungs, eta=int(conf.get("eta", 4)),
+                                    glue_dir=glue_dir, progress=progress)
+        result.update(task=task, suite=spec.get("suite"), provenance=git_state())
+        path = search_file(spec, task, kind, results_root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True) + "\n")
+        atomic_write_text(path.with_suffix(".md"), "\n".join(search_table(result)) + "\n")
+        out[task] = result
+    return out
+
+
+def search_table(result: dict[str, Any]) -> list[str]:
+    """Markdown of one search: its rule, every candidate at the budget it reached, and the winner."""
+    from . import defaults as D
+
+    lines = [f"Held-out search, {result.get('task')}, {result['kind']}; rule: {result['rule']}.", "",
+             "| space | T | λ | centroids | budget (epochs) | seeds | mean held-out gain (points) | per seed | stopped |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["table"]:
+        gain = "refused (mechanism)" if r["gain"] == float("-inf") else f"{100 * r['gain']:+.2f}"
+        lines.append(f"| {r['space']} | {r['temperature']:g} | {r['cmi_weight']:g} | {r['centroid_mode']} | "
+                     f"{r['budget']:g} | {len(r.get('seeds', []))} | {gain} | "
+                     f"{', '.join(f'{100 * g:+.2f}' for g in r['gains'])} | {'yes' if r['pruned'] else ''} |")
+    w = result["winner"]
+    if w is None:
+        lines += ["", "winner: none (every candidate was refused)"]
+    else:
+        same = result["kind"] == "minimiser" and all(w[k] == D.CMI_DEFAULTS[k] for k in SETTING_KEYS)
+        lines += ["", "winner: " + ", ".join(f"{k}={w[k]}" for k in SETTING_KEYS)
+                  + (" — the kit's defaults: no separate tuned arm is run" if same else "")]
+    return lines

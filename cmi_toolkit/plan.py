@@ -1,0 +1,193 @@
+"""A suite's pre-registered plan: what it tests, how many seeds, when it stops, what it may cost.
+
+A suite YAML may carry ``plan:`` (validated by :class:`Plan`)::
+
+    plan:
+      hypotheses: ["CMI-minimised - CE on each task's headline metric is 0 (two-sided, Holm within the family)"]
+      primary_metric: {sst2: accuracy, cola: matthews_correlation}
+      seeds: {start: 5, max: 10}
+      target_mde: {default: 0.01, cola: 0.03}
+      stopping: "5 seeds, then 5 more where MDE80 > target"
+      budget_cpu_hours: 6
+
+:func:`plan_status` says whether the plan was committed before the runs (the earliest commit whose
+suite file holds today's plan must be an ancestor of, or equal to, every run's recorded commit) and
+which records deviate from it (seeds outside the plan, tasks it does not name, the CPU time spent).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["Plan", "SeedPlan", "parse_plan", "plan_commit", "plan_status", "plan_lines"]
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+class SeedPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: int = Field(ge=2)
+    max: int = Field(ge=2)
+
+
+class Plan(BaseModel):
+    """The ``plan:`` section of a suite (unknown keys are refused, so a typo cannot pass unseen)."""
+
+    model_config = ConfigDict(extra="forbid")
+    hypotheses: list[str] = Field(min_length=1)
+    primary_metric: dict[str, str]
+    seeds: SeedPlan
+    stopping: str
+    target_mde: dict[str, float] | None = None
+    decision: str | None = None
+    budget_cpu_hours: float | None = Field(default=None, gt=0)
+    budget_estimate: dict[str, float] | None = None
+    excluded: dict[str, str] | None = None
+
+    @field_validator("seeds")
+    @classmethod
+    def _order(cls, v: SeedPlan) -> SeedPlan:
+        if v.max < v.start:
+            raise ValueError("seeds.max must be >= seeds.start")
+        return v
+
+    def target(self, task: str) -> float | None:
+        if not self.target_mde:
+            return None
+        return self.target_mde.get(task, self.target_mde.get("default"))
+
+
+def parse_plan(spec: dict[str, Any], where: str = "suite") -> Plan | None:
+    """The suite's :class:`Plan` (None when it has none); a malformed plan is one named line."""
+    from pydantic import ValidationError
+
+    raw = spec.get("plan")
+    if raw is None:
+        return None
+    try:
+        return Plan.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise ValueError(f"{where}: plan.{loc}: {err['msg']}; fix the suite's plan section") from None
+
+
+def _git(*args: str, repo: Path = _REPO) -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20,
+                              check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def plan_commit(suite_file: str | Path, repo: Path = _REPO) -> str | None:
+    """The earliest commit whose version of ``suite_file`` holds the same plan as the file does now."""
+    suite_file = Path(suite_file).resolve()
+    try:
+        rel = suite_file.relative_to(repo)
+    except ValueError:
+        return None
+    current = (yaml.safe_load(suite_file.read_text(encoding="utf-8")) or {}).get("plan")
+    log = _git("log", "--format=%H", "--", str(rel), repo=repo)
+    if not log or current is None:
+        return None
+    earliest = None
+    for commit in log.split():  # newest first
+        text = _git("show", f"{commit}:{rel}", repo=repo)
+        try:
+            old = (yaml.safe_load(text) or {}).get("plan") if text else None
+        except yaml.YAMLError:
+            old = None
+        if old != current:
+            break
+        earliest = commit
+    return earliest
+
+
+def _is_ancestor(a: str, b: str, repo: Path = _REPO) -> bool | None:
+    try:
+        r = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", a, b], capture_output=True,
+                           timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {0: True, 1: False}.get(r.returncode)
+
+
+def plan_status(spec: dict[str, Any], suite_file: str | Path | None, records: list[dict[str, Any]],
+                repo: Path = _REPO) -> dict[str, Any]:
+    """The plan, its commit, whether it precedes every run, the deviations and the CPU time spent."""
+    plan = parse_plan(spec, str(suite_file or "suite"))
+    status: dict[str, Any] = {"plan": plan, "commit": None, "precedes": None, "deviations": [],
+                              "cpu_hours": sum(r.get("timings", {}).get("train_s", 0) + r.get("timings", {}).get("eval_s", 0)
+                                               for r in records) / 3600}
+    if plan is None:
+        return status
+    commit = plan_commit(suite_file, repo) if suite_file else None
+    status["commit"] = commit
+    if commit:
+        later, earlier, unknown = 0, 0, 0
+        for r in records:
+            # a run made again with identical metrics (to add its predictions) counts from its reproduction
+            c = (r.get("reproduced") or r.get("provenance") or {}).get("commit")
+            ok = _is_ancestor(commit, c, repo) if c else None
+            if ok is True:
+                later += 1
+            elif ok is False:
+                earlier += 1
+            else:
+                unknown += 1
+        status["precedes"] = {"after_plan": later, "before_plan": earlier, "unknown": unknown}
+    seeds = sorted({r["params"]["seed"] for r in records})
+    extra = [s for s in seeds if s >= plan.seeds.max]
+    if extra:
+        status["deviations"].append(f"seeds {extra} lie beyond the plan's maximum of {plan.seeds.max}")
+    unnamed = sorted({r["params"]["task"] for r in records} - set(plan.primary_metric))
+    if unnamed:
+        status["deviations"].append(f"tasks {unnamed} have no primary metric in the plan")
+    wrong = sorted({r["params"]["task"] for r in records
+                    if r["params"]["task"] in plan.primary_metric
+                    and r.get("headline_metric") != plan.primary_metric[r["params"]["task"]]})
+    if wrong:
+        status["deviations"].append(f"tasks {wrong} report another headline metric than the plan's primary one")
+    if plan.budget_cpu_hours and status["cpu_hours"] > plan.budget_cpu_hours:
+        status["deviations"].append(f"{status['cpu_hours']:.2f} CPU hours spent, over the plan's "
+                                    f"{plan.budget_cpu_hours:g}")
+    return status
+
+
+def plan_lines(status: dict[str, Any]) -> list[str]:
+    """Markdown lines stating the plan beside the results."""
+    plan: Plan | None = status["plan"]
+    if plan is None:
+        return ["No plan: this suite was not pre-registered (its hypotheses and stopping rule are not on record)."]
+    lines = ["Plan (pre-registered in the suite file):", ""]
+    lines += [f"- hypothesis: {h}" for h in plan.hypotheses]
+    lines.append("- primary metric: " + ", ".join(f"{t} {m}" for t, m in plan.primary_metric.items()))
+    lines.append(f"- seeds: {plan.seeds.start}, at most {plan.seeds.max}; stopping rule: {plan.stopping}")
+    if plan.target_mde:
+        lines.append("- target detectable effect (MDE80): " + ", ".join(
+            f"{t} {100 * v:g} points" for t, v in plan.target_mde.items()))
+    if plan.decision:
+        lines.append(f"- decision: {plan.decision}")
+    if plan.budget_cpu_hours:
+        lines.append(f"- CPU budget: {plan.budget_cpu_hours:g} h planned, {status['cpu_hours']:.2f} h of training and "
+                     "evaluation recorded so far")
+    if plan.excluded:
+        lines += [f"- not counted: {t} ({why})" for t, why in plan.excluded.items()]
+    pre = status["precedes"]
+    if status["commit"] is None:
+        lines.append("- plan commit: unknown (the suite file is not in this repository's history)")
+    elif pre is not None:
+        if pre["before_plan"] or pre["unknown"]:
+            lines.append(f"- plan commit {status['commit'][:10]}: **{pre['before_plan']} run(s) were made before it** "
+                         f"({pre['after_plan']} after, {pre['unknown']} of unknown commit): for those runs the plan is "
+                         "post hoc")
+        else:
+            lines.append(f"- plan commit {status['commit'][:10]} precedes all {pre['after_plan']} runs")
+    lines += [f"- deviation: {d}" for d in status["deviations"]] or ["- deviations: none"]
+    return lines

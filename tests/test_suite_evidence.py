@@ -1,0 +1,140 @@
+"""Suites as evidence: plans, arms from a search, per-example predictions in records, the family report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from cmi_toolkit.plan import plan_commit, plan_status
+from cmi_toolkit.predictions import confusion_counts, decode_predictions, metric_from_counts
+from cmi_toolkit.reproduce import arm_runs, load_suite, suite_records
+from cmi_toolkit.results import ResultStore
+from cmi_toolkit.search import search_file
+from cmi_toolkit.verdicts import family, family_verdicts
+
+PLAN = {"hypotheses": ["H1"], "primary_metric": {"sst2": "accuracy"}, "seeds": {"start": 5, "max": 10},
+        "stopping": "5 seeds"}
+
+
+def test_a_malformed_plan_is_one_named_line(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump({"suite": "s", "seeds": [0], "tasks": {"sst2": {}}, "common": {},
+                                     "plan": {**PLAN, "seeds": {"start": 5, "max": 3}}}))
+    with pytest.raises(ValueError, match=r"s\.yaml: plan\.seeds: .*max must be >= seeds\.start"):
+        load_suite(suite)
+    suite.write_text(yaml.safe_dump({"suite": "s", "seeds": [0], "tasks": {"sst2": {}}, "common": {},
+                                     "plan": {**PLAN, "stoping": "typo"}}))
+    with pytest.raises(ValueError, match=r"plan\.stoping: Extra inputs"):
+        load_suite(suite)
+
+
+def _git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(repo)})
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
+def test_plan_commit_and_whether_it_precedes_the_runs(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    suite = repo / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"suite": "s", "seeds": [0], "tasks": {"sst2": {}}, "common": {}}))
+    _git(repo, "add", "-A")
+    before = _git(repo, "commit", "-qm", "suite without plan")
+    spec = {"suite": "s", "seeds": [0], "tasks": {"sst2": {}}, "common": {}, "plan": PLAN}
+    suite.write_text(yaml.safe_dump(spec))
+    _git(repo, "add", "-A")
+    planned = _git(repo, "commit", "-qm", "plan")
+    (repo / "other").write_text("x")
+    _git(repo, "add", "-A")
+    after = _git(repo, "commit", "-qm", "later work")
+    assert plan_commit(suite, repo) == planned
+    records = [{"params": {"task": "sst2", "seed": 0}, "headline_metric": "accuracy", "provenance": {"commit": c}}
+               for c in (before, after)]
+    status = plan_status(spec, suite, records, repo)
+    assert status["precedes"] == {"after_plan": 1, "before_plan": 1, "unknown": 0}
+    # a run made again after the plan (identical metrics, to add its predictions) counts from its reproduction
+    records[0]["reproduced"] = {"commit": after}
+    assert plan_status(spec, suite, records, repo)["precedes"]["before_plan"] == 0
+    records.append({"params": {"task": "rte", "seed": 12}, "headline_metric": "accuracy", "provenance": {"commit": after}})
+    devs = plan_status(spec, suite, records, repo)["deviations"]
+    assert any("beyond the plan's maximum" in d for d in devs) and any("rte" in d for d in devs)
+
+
+def test_tuned_arm_follows_the_search_and_is_skipped_when_it_equals_the_defaults(tmp_path):
+    spec = load_suite("cpu_verdict")
+    tasks = ["rte"]
+    assert not [a for _, _, a in arm_runs(spec, tasks, results_root=tmp_path) if a == "cmi_tuned"]  # no search yet
+    path = search_file(spec, "rte", "minimiser", tmp_path)
+    path.parent.mkdir(parents=True)
+    winner = {"space": "feature", "temperature": 0.2, "cmi_weight": 0.3, "centroid_mode": "ema"}
+    path.write_text(json.dumps({"winner": winner}))
+    tuned = [c for _, c, a in arm_runs(spec, tasks, results_root=tmp_path) if a == "cmi_tuned"]
+    assert len(tuned) == 5 and all(c.cmi_weight == 0.3 and c.temperature == 0.2 for c in tuned)
+    path.write_text(json.dumps({"winner": {**winner, "temperature": 0.1, "cmi_weight": 0.1}}))  # the defaults
+    assert not [a for _, _, a in arm_runs(spec, tasks, results_root=tmp_path) if a == "cmi_tuned"]
+    # distillation waits for the teacher search; a task's methods list is respected
+    arms = {a for t, _, a in arm_runs(spec, ["sst2", "cola"], results_root=tmp_path)}
+    assert "kd_mcmi" not in arms and "mcmi" not in arms and "kd_ce" in arms
+    assert {a for t, _, a in arm_runs(spec, ["cola"], results_root=tmp_path)} == {"ce", "cmi"}
+    assert family(spec, ["sst2", "cola", "wnli"]) == [("sst2", "cmi", "ce"), ("cola", "cmi", "ce"),
+                                                      ("sst2", "cmi_tuned", "ce"), ("cola", "cmi_tuned", "ce"),
+                                                      ("sst2", "kd_mcmi", "kd_ce")]
+
+
+@pytest.mark.slow
+def test_records_keep_predictions_that_reproduce_their_metrics(tmp_path, tiny_model_dir, glue_dir):
+    """A suite run on a tiny model: every record keeps per-example predictions whose confusion counts give
+    the record's headline metric exactly, and the family report shows both intervals and Holm's p."""
+    from cmi_toolkit.cli import main
+
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump({
+        "suite": "tiny", "seeds": [0, 1], "finetune_methods": ["ce", "cmi"], "distill_methods": [],
+        "common": {"model": str(tiny_model_dir), "epochs": 1, "max_train_samples": 64, "max_eval_samples": 48},
+        "tasks": {"mrpc": {}}, "plan": {**PLAN, "primary_metric": {"mrpc": "f1"}, "seeds": {"start": 2, "max": 2}}}))
+    assert main(["reproduce", "--suite", str(suite), "--glue_dir", str(glue_dir), "--results_dir",
+                 str(tmp_path / "res"), "--figures_dir", str(tmp_path / "figs")]) == 0
+    store = ResultStore(tmp_path / "res")
+    records, _ = suite_records(store, load_suite(suite))
+    assert len(records) == 4
+    for r in records:
+        p = decode_predictions(r)
+        assert len(p) == r["eval_samples"] == 48
+        counts = confusion_counts(p.labels, p.pred, 2)
+        assert metric_from_counts("f1", counts) == pytest.approx(r["metrics"]["f1"], abs=1e-12)
+    for r in records:  # a tiny random model may be flagged degenerate; the statistics are what is tested here
+        r["checks"]["flags"] = []
+    (row,) = family_verdicts(records, load_suite(suite))
+    assert row["boot"] is not None and row["mcnemar"] is not None and row["p_holm"] == pytest.approx(row["p"])
+    assert len(row["mcnemar"]) == 2 and row["boot"]["examples"] == 48
+    md = (tmp_path / "res" / "summary_tiny.md").read_text()
+    assert "seeds + examples" in md and "p (Holm)" in md and "Plan (pre-registered" in md
+
+
+@pytest.mark.slow
+def test_a_suite_search_writes_its_winner_and_the_tuned_arm_uses_it(tmp_path, tiny_model_dir, glue_dir):
+    from cmi_toolkit.cli import main
+
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump({
+        "suite": "tinys", "seeds": [0, 1], "finetune_methods": ["ce", "cmi"], "distill_methods": [],
+        "common": {"model": str(tiny_model_dir), "epochs": 1, "max_train_samples": 60, "max_eval_samples": 16},
+        "tasks": {"sst2": {}}, "arms": [{"name": "cmi_tuned", "method": "cmi", "settings": "search"}],
+        "search": {"minimiser": {"grid": {"space": ["feature"], "temperature": [0.2, 1.0], "cmi_weight": [0.3],
+                                          "centroid_mode": ["ema"]},
+                                 "rungs": [[1, [0]], [2, [0, 1]]], "eta": 2}}}))
+    assert main(["search", "--suite", str(suite), "--kind", "minimiser", "--glue_dir", str(glue_dir),
+                 "--results_dir", str(tmp_path / "res")]) == 0
+    result = json.loads((tmp_path / "res" / "search" / "tinys" / "sst2_minimiser.json").read_text())
+    assert [r["pruned"] for r in result["table"]].count(True) == 1  # 2 candidates, eta 2: one goes on
+    survivor = next(r for r in result["table"] if not r["pruned"])
+    assert survivor["budget"] == 2 and len(survivor["gains"]) == 2
+    assert all(r["measured_with"]["split"] == "heldout" for r in ResultStore(tmp_path / "res" / "search").all_records())
+    tuned = [c for _, c, a in arm_runs(load_suite(suite), results_root=tmp_path / "res") if a == "cmi_tuned"]
+    assert {c.temperature for c in tuned} == {result["winner"]["temperature"]} and len(tuned) == 2
