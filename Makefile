@@ -57,6 +57,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_cmi_step.py
 	$(BIN)/python benchmarks/bench_measure.py
 	$(BIN)/python benchmarks/bench_throughput.py
+	$(BIN)/python benchmarks/bench_cpu_variants.py
 
 # each notebook is paired with a py:percent twin (notebooks/jupytext.toml); edit either, then sync
 notebooks-sync: setup

@@ -485,7 +485,9 @@ def add_predictions(record: dict[str, Any], store: ResultStore, glue_dir: str | 
 
     if "predictions" in record:
         return "has predictions"
-    cfg = RunConfig(**record["params"])
+    measured = record.get("measured_with") or {}
+    # a CE run's key holds no temperature or pooling; its record says which ones it was measured with
+    cfg = RunConfig(**{**{k: measured[k] for k in ("temperature", "pooling") if k in measured}, **record["params"]})
     fingerprint = cfg.data_fingerprint(glue_dir)
     if record.get("data", {}).get("digest") not in (None, fingerprint["digest"]):
         return "data changed since the run: not added"

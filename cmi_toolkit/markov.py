@@ -109,7 +109,7 @@ class MarkovSourceView(nn.Module):
         else:
             inputs["output_hidden_states"] = True
         try:
-            out = (_caller or self.model)(**inputs)
+            out = (_caller if _caller is not None else self.model)(**inputs)  # a compiled model has no truth value
         finally:
             if handle is not None:
                 handle.remove()

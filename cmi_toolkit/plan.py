@@ -165,7 +165,7 @@ def plan_lines(status: dict[str, Any]) -> list[str]:
     plan: Plan | None = status["plan"]
     if plan is None:
         return ["No plan: this suite was not pre-registered (its hypotheses and stopping rule are not on record)."]
-    lines = ["Plan (pre-registered in the suite file):", ""]
+    lines = ["Plan (from the suite file; the plan commit line says whether it came before the runs):", ""]
     lines += [f"- hypothesis: {h}" for h in plan.hypotheses]
     lines.append("- primary metric: " + ", ".join(f"{t} {m}" for t, m in plan.primary_metric.items()))
     lines.append(f"- seeds: {plan.seeds.start}, at most {plan.seeds.max}; stopping rule: {plan.stopping}")

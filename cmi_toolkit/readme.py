@@ -96,13 +96,41 @@ def _verdicts(records: list[dict[str, Any]], spec: dict[str, Any]) -> str:
     from .verdicts import _p, _pts, family_verdicts, pooled, verdict_lines
 
     rows = family_verdicts(records, spec)
-    lines = verdict_lines(rows)
+    lines = _progress(records, spec) + verdict_lines(rows)
     pools = pooled(rows, exclude=tuple((spec.get("plan") or {}).get("excluded") or ()))
     for question, pool in pools.items():
         lines.append(f"- pooled over {', '.join(pool['tasks'])}, {question} (random effects): {_pts(pool['mean'])} "
                      f"points [{_pts(pool['low'])}, {_pts(pool['high'])}], p {_p(pool['p'])}, I² "
                      f"{100 * pool['i2']:.0f} %, **{pool['verdict']}**.")
     return "\n".join(lines) if lines else "- no comparison in these records yet."
+
+
+def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = REPO) -> list[str]:
+    """For a planned suite: how much of its program is recorded (a partial table says it is partial)."""
+    if not spec.get("plan"):
+        return []
+    from .reproduce import suite_runs
+    from .search import search_file
+
+    planned = suite_runs(spec, with_dependencies=True, results_root=root / "results")
+    have = {r["key"] for r in records}
+    done = sum(cfg.store_key() in have for cfg in planned) if planned else 0
+    searches = []
+    for kind, conf in (spec.get("search") or {}).items():
+        if isinstance(conf, dict):
+            tasks = conf.get("tasks") or list(spec["tasks"])
+            finished = [t for t in tasks if search_file(spec, t, kind, root / "results").is_file()]
+            searches.append(f"{kind} search {len(finished)}/{len(tasks)} tasks")
+    from .plan import plan_status
+
+    pre = plan_status(spec, spec.get("_file"), records)["precedes"]
+    before = f"; {pre['before_plan']} of the recorded runs were made before the plan's commit" \
+        if pre and pre["before_plan"] else ""
+    complete = done == len(planned) and all(s.split()[-2].split("/")[0] == s.split()[-2].split("/")[1] for s in searches)
+    return [f"- status: {done} of the {len(planned)} runs planned so far are recorded"
+            + (f"; {', '.join(searches)}" if searches else "") + before
+            + ("" if complete else " — **partial**: the lines below use what is recorded, and runs that wait for a "
+               "search are not yet planned") + "."]
 
 
 def _lab(results_dir: Path) -> str:

@@ -149,8 +149,11 @@ def arm_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list[i
     return out
 
 
-def _worker(args: tuple[list[RunConfig], str, str | None, str | None]) -> int:
-    runs, root, glue_dir, suite = args
+def _worker(args: tuple[list[RunConfig], str, str | None, str | None, int]) -> int:
+    import torch
+
+    runs, root, glue_dir, suite, threads = args
+    torch.set_num_threads(threads)  # N workers share the cores instead of each taking all of them
     store = ResultStore(root)
     for cfg in runs:
         execute(cfg, store, glue_dir=glue_dir, progress=False, suite=suite)
@@ -171,7 +174,8 @@ def execute_runs(runs: list[RunConfig], store: ResultStore, glue_dir: str | None
         for cfg in runs:
             groups[(cfg.task, cfg.seed)].append(cfg)
         with mp.get_context("spawn").Pool(workers) as pool:
-            jobs = [(g, str(store.root), glue_dir, suite) for g in groups.values()]
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            jobs = [(g, str(store.root), glue_dir, suite, threads) for g in groups.values()]
             for _ in tqdm(pool.imap_unordered(_worker, jobs), total=len(jobs), desc="run groups", disable=not progress):
                 pass
         return [store.load(cfg.store_key(glue_dir)) for cfg in runs]

@@ -167,8 +167,10 @@ def test_05_cot(tmp_path):
 
 def test_06_reproduce_reads_committed_results(tmp_path):
     (tmp_path / "cpu5").mkdir()
-    m = run_notebook("06_reproduce_glue", tmp_path / "cpu5", None, results_dir=str(REPO / "results"))
-    assert m["records"] == 20 and len(m["rows"]) == 4  # the default suite: 2 tasks x 2 methods x 5 seeds
+    m = run_notebook("06_reproduce_glue", tmp_path / "cpu5", None, results_dir=str(REPO / "results"), suite="cpu5")
+    assert m["records"] == 20 and len(m["rows"]) == 4  # 2 tasks x 2 methods x 5 seeds
+    fam = {r["task"]: r for r in m["family"]}
+    assert set(fam) == {"sst2", "cola"} and all(r["p_holm"] >= r["p"] for r in fam.values())
     checked = [r for r in m["rows"] if r["method"] == "cmi"]
     assert all(r["mechanism"] == "5/5" and not r["verdict"].endswith("†") for r in checked)
     m = run_notebook("06_reproduce_glue", tmp_path, None, results_dir=str(REPO / "results"), suite="cpu")
@@ -185,6 +187,10 @@ def test_06_reproduce_reads_committed_results(tmp_path):
     assert paired_comparison([1.0, 1.1, 0.9], [0, 0, 0])["verdict"] == "better"
     executed = (tmp_path / "06_reproduce_glue.ipynb").read_text()
     assert "predate the degenerate-run and mechanism checks" in executed
+    (tmp_path / "verdict").mkdir()
+    m = run_notebook("06_reproduce_glue", tmp_path / "verdict", None, results_dir=str(REPO / "results"))
+    assert all(r["verdict"] in ("better", "worse", "no difference detected", "too few seeds") for r in m["family"])
+    assert "Plan (from the suite file" in (tmp_path / "verdict" / "06_reproduce_glue.ipynb").read_text()
 
 
 def test_committed_figures_open_without_a_network():

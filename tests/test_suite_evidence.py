@@ -114,7 +114,7 @@ def test_records_keep_predictions_that_reproduce_their_metrics(tmp_path, tiny_mo
     assert row["boot"] is not None and row["mcnemar"] is not None and row["p_holm"] == pytest.approx(row["p"])
     assert len(row["mcnemar"]) == 2 and row["boot"]["examples"] == 48
     md = (tmp_path / "res" / "summary_tiny.md").read_text()
-    assert "seeds + examples" in md and "p (Holm)" in md and "Plan (pre-registered" in md
+    assert "seeds + examples" in md and "p (Holm)" in md and "Plan (from the suite file" in md
 
 
 @pytest.mark.slow
@@ -138,3 +138,24 @@ def test_a_suite_search_writes_its_winner_and_the_tuned_arm_uses_it(tmp_path, ti
     assert all(r["measured_with"]["split"] == "heldout" for r in ResultStore(tmp_path / "res" / "search").all_records())
     tuned = [c for _, c, a in arm_runs(load_suite(suite), results_root=tmp_path / "res") if a == "cmi_tuned"]
     assert {c.temperature for c in tuned} == {result["winner"]["temperature"]} and len(tuned) == 2
+
+
+@pytest.mark.slow
+def test_predictions_are_added_from_a_kept_model_without_retraining(tmp_path, tiny_model_dir):
+    """An older record without predictions gets them from its kept model, exactly those the run would have
+    recorded; a record whose metrics the model no longer reproduces is left alone, saying why."""
+    from cmi_toolkit.experiments import add_predictions, execute
+
+    from .test_training import _cfg, _easy_sst2
+
+    glue = str(_easy_sst2(tmp_path / "glue"))
+    store = ResultStore(tmp_path / "res")
+    rec = execute(_cfg(tiny_model_dir, method="ce"), store, glue_dir=glue, progress=False)  # CE keeps its model
+    original = rec.pop("predictions")
+    store.save(rec["key"], rec)
+    assert add_predictions(store.load(rec["key"]), store, glue) == "added from the kept model"
+    again = store.load(rec["key"])
+    assert again["predictions"] == original and again["predictions_source"] == "kept model"
+    damaged = {**again, "metrics": {**again["metrics"], "accuracy": 0.123}}
+    damaged.pop("predictions")
+    assert add_predictions(damaged, store, glue).startswith("metrics ['accuracy'] differ")

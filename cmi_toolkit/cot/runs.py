@@ -148,6 +148,17 @@ def run_cot(cfg: CoTConfig, source: str | os.PathLike | None = None, output_dir:
                                     max_label_length=cfg.max_label_length)
         metrics["choice_accuracy"] = choice_accuracy(ranked, test["choices"], test["label"])
     metrics["accuracy"] = metrics.get("choice_accuracy", metrics["exact_match"])
+    from .arithmetic import answers_match
+
+    # per-example test predictions (one character each): correct by the headline metric, and the chosen choice
+    if "choices" in test.column_names:
+        hits = [row[i].strip().lower() == a.strip().lower() for i, row, a in zip(ranked, test["choices"], test["label"],
+                                                                                   strict=True)]
+        predictions = {"n": len(hits), "correct": "".join("1" if h else "0" for h in hits),
+                       "choice": "".join(str(i) for i in ranked) if max(ranked, default=0) < 10 else None}
+    else:
+        hits = [answers_match(cfg.dataset, p, r) for p, r in zip(preds, test["label"], strict=True)]
+        predictions = {"n": len(hits), "correct": "".join("1" if h else "0" for h in hits)}
     examples = []
     if cfg.mode != "label_only" and n_examples:
         rats = generate(trainer.model, tok, inputs[:n_examples], "explain: ", cfg.max_rationale_length,
@@ -164,6 +175,7 @@ def run_cot(cfg: CoTConfig, source: str | os.PathLike | None = None, output_dir:
         metrics["selected_step"] = selector.best_step
         metrics["heldout_curve"] = selector.curve
     return {"params": {**cfg.__dict__}, "metrics": metrics, "accuracy": metrics["accuracy"], "n_test": len(inputs),
+            "predictions": predictions,
             "n_train": len(train), "examples": examples, "loss_start": mean_terms(first), "loss_end": mean_terms(last),
             "steps": trainer.state.global_step, "train_s": train_s, "eval_s": time.perf_counter() - t0,
             "provenance": provenance(next(trainer.model.parameters()).device, started=started)}
