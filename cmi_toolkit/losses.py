@@ -86,6 +86,11 @@ class CMILossConfig:
                 f"space={self.space}, T={self.temperature}")
 
 
+def _at_least_fp32(x: Tensor) -> Tensor:
+    """``x`` in fp32 when it is bf16 / fp16 (autocast's outputs); fp32 and fp64 stay as they are."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 def cmi_regularized_loss(logits: Tensor, labels: Tensor, centroids: Tensor, cfg: CMILossConfig,
                          features: Tensor | None = None, priors: Tensor | None = None,
                          check: bool = True) -> dict[str, Tensor]:
@@ -97,8 +102,8 @@ def cmi_regularized_loss(logits: Tensor, labels: Tensor, centroids: Tensor, cfg:
     ``priors`` are the class frequencies pi for Gamma (default: uniform over classes).
     """
     labels = labels.long()
-    logits = logits.float()  # under bf16 autocast the terms are still computed in fp32
-    features = features.float() if features is not None else None
+    logits = _at_least_fp32(logits)  # under bf16 autocast the terms are still computed in fp32
+    features = _at_least_fp32(features) if features is not None else None
     ce = F.cross_entropy(logits, labels)
     source = features if cfg.space == "feature" else logits
     if source is None:
@@ -129,7 +134,7 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
     if temperature <= 0:
         raise ValueError("temperature must be positive")
     t = temperature
-    student_logits, teacher_logits = student_logits.float(), teacher_logits.float()  # fp32 under bf16 autocast
+    student_logits, teacher_logits = _at_least_fp32(student_logits), _at_least_fp32(teacher_logits)
     log_ps = F.log_softmax(student_logits / t, dim=-1)
     log_pt = F.log_softmax(teacher_logits.detach() / t, dim=-1)
     kd = F.kl_div(log_ps, log_pt, reduction="batchmean", log_target=True) * t * t

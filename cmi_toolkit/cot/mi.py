@@ -44,7 +44,9 @@ def mi_loss_released(label_logits: Tensor, rationale_logits: Tensor, label_mask:
     """
 
     def pooled(logits: Tensor, mask: Tensor | None) -> Tensor:
-        probs = torch.softmax(logits.float(), dim=-1)  # fp32 under bf16 autocast
+        if logits.dtype in (torch.bfloat16, torch.float16):  # fp32 under bf16 autocast
+            logits = logits.float()
+        probs = torch.softmax(logits, dim=-1)
         if mask is not None:
             probs = probs * mask[..., None].to(probs.dtype)  # probabilities >= 0: a zeroed row never wins the max
         return probs.max(dim=1).values
