@@ -115,18 +115,19 @@ def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = 
     planned = suite_runs(spec, with_dependencies=True, results_root=root / "results")
     have = {r["key"] for r in records}
     done = sum(cfg.store_key() in have for cfg in planned) if planned else 0
-    searches = []
+    searches, all_searched = [], True
     for kind, conf in (spec.get("search") or {}).items():
         if isinstance(conf, dict):
             tasks = conf.get("tasks") or list(spec["tasks"])
             finished = [t for t in tasks if search_file(spec, t, kind, root / "results").is_file()]
             searches.append(f"{kind} search {len(finished)}/{len(tasks)} tasks")
+            all_searched &= len(finished) == len(tasks)
     from .plan import plan_status
 
     pre = plan_status(spec, spec.get("_file"), records)["precedes"]
     before = f"; {pre['before_plan']} of the recorded runs were made before the plan's commit" \
         if pre and pre["before_plan"] else ""
-    complete = done == len(planned) and all(s.split()[-2].split("/")[0] == s.split()[-2].split("/")[1] for s in searches)
+    complete = done == len(planned) and all_searched
     return [f"- status: {done} of the {len(planned)} runs planned so far are recorded"
             + (f"; {', '.join(searches)}" if searches else "") + before
             + ("" if complete else " — **partial**: the lines below use what is recorded, and runs that wait for a "
