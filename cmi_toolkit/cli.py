@@ -43,6 +43,46 @@ class ModelArgs:
     batch_size: int = field(default=64, metadata={"help": "evaluation batch size"})
 
 
+class _OneLineParser:
+    """Mixin: argparse's usage dump on a bad value becomes one line (``--seed: invalid int value: '1.5'``)."""
+
+    def error(self, message: str):
+        raise ValueError(f"{message} (the command's --help lists its options)")
+
+
+def _parser(types):
+    """transformers' HfArgumentParser over ``types`` (a dataclass or a tuple of them) whose errors are one line
+    and which reads a negative number after an option as its value (``--learning_rate -1e-5``)."""
+    from transformers import HfArgumentParser
+
+    cls = type("Parser", (_OneLineParser, HfArgumentParser), {})
+    parser = cls(types)
+    parser.parse_args_into_dataclasses = _negative_values(parser.parse_args_into_dataclasses)
+    return parser
+
+
+def _negative_values(parse):
+    """Wrap a parse function so that ``--opt -1e-5`` (argparse takes ``-1e-5`` for an option) is ``--opt=-1e-5``."""
+    def wrapped(args=None, *a, **kw):
+        out: list[str] = []
+        for item in list(args or []):
+            if out and out[-1].startswith("--") and "=" not in out[-1] and item.startswith("-") and _is_number(item):
+                out[-1] = f"{out[-1]}={item}"
+            else:
+                out.append(item)
+        return parse(out, *a, **kw)
+
+    return wrapped
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _load(data: DataArgs, model_args: ModelArgs):
     from .data import load_glue, tokenize_glue
     from .models import load_classifier, load_tokenizer
@@ -52,7 +92,7 @@ def _load(data: DataArgs, model_args: ModelArgs):
     ds = load_glue(task, source=data.glue_dir, max_train_samples=data.max_train_samples,
                    max_eval_samples=data.max_eval_samples, seed=data.data_seed)
     tokenizer = load_tokenizer(model_args.model)
-    model = load_classifier(model_args.model, num_labels=task.num_labels)
+    model = load_classifier(model_args.model, num_labels=task.num_labels, trained_head=True)
     return task, ds, tokenizer, model, tokenize_glue(ds, tokenizer, task, max_length=data.max_length)
 
 
@@ -69,13 +109,11 @@ class DemoArgs:
 
 def cmd_demo(argv: list[str]) -> int:
     """CE vs CMI-minimised fine-tuning of the offline model on a real GLUE task (a few minutes)."""
-    from transformers import HfArgumentParser
-
     from .experiments import RunConfig, execute
     from .reproduce import load_suite
     from .results import ResultStore
 
-    (args,) = HfArgumentParser(DemoArgs).parse_args_into_dataclasses(argv)
+    (args,) = _parser(DemoArgs).parse_args_into_dataclasses(argv)
     common = load_suite("cpu")["common"]
     store = ResultStore(args.output_dir)
     t0 = time.perf_counter()
@@ -99,31 +137,193 @@ def cmd_demo(argv: list[str]) -> int:
     return 0
 
 
-def cmd_evaluate(argv: list[str]) -> int:
-    """Load a GLUE task and a model; one evaluation pass with CMI measures (no training)."""
-    from transformers import HfArgumentParser
+@dataclass
+class EvaluateArgs:
+    model: str = field(default=D.MODEL, metadata={
+        "help": "comma-separated run keys (their kept models) or model folders; two give a paired comparison"})
+    data: str | None = field(default=None, metadata={
+        "help": "a labelled .tsv, .csv or .jsonl file (default: the task's GLUE dev file)"})
+    task: str = field(default="sst2", metadata={"help": "the task the models were fine-tuned on (its labels and metric)"})
+    text_columns: str | None = field(default=None, metadata={
+        "help": "comma-separated text column(s) of --data (default: the task's, e.g. sentence or sentence1,sentence2)"})
+    label_column: str = field(default="label", metadata={"help": "label column of --data"})
+    results_dir: str | None = field(default=None, metadata={
+        "help": f"store whose kept models a run key names (default: {D.ADHOC_RESULTS_DIR}, {D.SUITE_RESULTS_DIR}, "
+                f"{D.LAB_RESULTS_DIR})"})
+    glue_dir: str | None = field(default=None, metadata={"help": "GLUE folder when --data is not given"})
+    max_length: int = field(default=128, metadata={"help": "truncate inputs to this many tokens"})
+    batch_size: int = field(default=64, metadata={"help": "evaluation batch size"})
+    output: str | None = field(default=None, metadata={"help": "write the results (with per-example predictions) as JSON here"})
 
-    from .information import measure
-    from .models import count_parameters
 
-    data, model_args = HfArgumentParser((DataArgs, ModelArgs)).parse_args_into_dataclasses(argv)
-    t0 = time.perf_counter()
-    task, ds, tokenizer, model, tok = _load(data, model_args)
-    print(f"task {task.name}: " + ", ".join(f"{k} {len(v):,} rows" for k, v in ds.items()))
-    print(f"model {model_args.model}: {type(model).__name__}, {count_parameters(model) / 1e6:.1f}M parameters, "
-          f"{model.config.num_hidden_layers} layers")
+def _stores(results_dir: str | None) -> list:
+    from .results import ResultStore
+
+    roots = [results_dir] if results_dir else [D.ADHOC_RESULTS_DIR, D.SUITE_RESULTS_DIR, D.LAB_RESULTS_DIR]
+    return [ResultStore(r) for r in roots]
+
+
+def _examples(args, task, labelled: bool):
+    """The examples to score: --data (read alone), or the task's GLUE dev file (only that file is read)."""
+    from .userdata import read_examples
+
+    if args.data:
+        return read_examples(args.data, task, _split(args.text_columns, name="--text_columns"), args.label_column,
+                             labelled=labelled), args.data
+    from .data import _resolve_source, _task_folder, read_glue_split
+
+    source = _resolve_source(args.glue_dir)
+    if source == "hub":
+        raise ValueError("pass --data with a labelled file, or --glue_dir / $CMI_TOOLKIT_GLUE_DIR for the GLUE dev set")
+    folder = _task_folder(task, Path(source))
     split = task.validation_splits[0]
-    lengths = tok[split]["length"]
-    print(f"{split}: mean {sum(lengths) / len(lengths):.1f} tokens per example (max {max(lengths)}), "
-          "batched with dynamic padding in length order")
-    report = measure(model, tok[split], tokenizer, task=task, batch_size=model_args.batch_size,
-                     pooling=model_args.pooling, temperature=model_args.temperature)
-    print(f"on {split}: " + ", ".join(f"{k} {v:.4f}" for k, v in report.metrics.items()))
-    print(f"  feature-space CMI {report.feature.cmi:.4f} nats, separation {report.feature.separation:.4f}, "
-          f"NCMI {report.feature.ncmi:.4f}")
-    print(f"  output-space  CMI {report.output.cmi:.4f} nats, separation {report.output.separation:.4f}, "
-          f"NCMI {report.output.ncmi:.4f}")
+    path = folder / task.splits[split]
+    return read_glue_split(task, path), str(path)
+
+
+def _scored(args, labelled: bool = True) -> tuple[list[dict], object, str]:
+    """Each --model measured on the examples: (rows, task, data name)."""
+    from .catalog import resolve_kept_model
+    from .data import tokenize_glue
+    from .information import measure
+    from .models import load_classifier, load_tokenizer
+    from .tasks import get_task
+    from .userdata import check_label_names
+
+    task = get_task(args.task)
+    stores = _stores(args.results_dir)
+    loaded = []
+    for model_id in _split(args.model, name="--model") or []:  # every model is checked before any data is read
+        folder, record = (Path(model_id), None) if model_id == D.MODEL else resolve_kept_model(model_id, stores)
+        path = str(folder) if model_id != D.MODEL else model_id
+        model = load_classifier(path, num_labels=task.num_labels, trained_head=True)
+        check_label_names(task, getattr(model.config, "id2label", None), path)
+        loaded.append((model_id, folder, record, path, model))
+    examples, name = _examples(args, task, labelled)
+    rows = []
+    for model_id, folder, record, path, model in loaded:
+        tokenizer = load_tokenizer(path)
+        measured = (record or {}).get("measured_with") or {}
+        temperature = measured.get("temperature", D.TEMPERATURE)
+        pooling = measured.get("pooling", D.POOLING)
+        report = measure(model, tokenize_glue(examples, tokenizer, task, args.max_length), tokenizer, task=task,
+                         batch_size=args.batch_size, pooling=pooling, temperature=temperature, progress=False)
+        rows.append({"model": model_id, "folder": str(folder), "report": report, "temperature": temperature})
+    return rows, task, name
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+    """Score models (run keys or folders) on any labelled file: metrics, CMI, predictions; two: paired comparison."""
+    (args,) = _parser(EvaluateArgs).parse_args_into_dataclasses(argv)
+    t0 = time.perf_counter()
+    rows, task, name = _scored(args)
+    metric = task.metric_names[0]
+    n = rows[0]["report"].num_samples if rows else 0
+    print(f"{task.name}, {n:,} examples of {name}")
+    print(f"{'model':28s} {metric:>22s} {'accuracy':>9s} {'feat CMI':>9s} {'out CMI':>9s} {'T':>5s}")
+    for r in rows:
+        rep = r["report"]
+        print(f"{r['model'][:28]:28s} {rep.metrics[metric]:22.4f} {rep.accuracy:9.4f} {rep.feature.cmi:9.4f} "
+              f"{rep.output.cmi:9.4f} {r['temperature']:5g}")
+    comparison = None
+    if len(rows) == 2:
+        from .evidence import mcnemar_per_seed, paired_bootstrap
+        from .predictions import decode_predictions
+
+        a, b = (decode_predictions(r["report"].prediction_block()) for r in rows)
+        boot = paired_bootstrap([a], [b], metric, task.num_labels)
+        mc = mcnemar_per_seed([a], [b])[0]
+        comparison = {"metric": metric, **{k: boot[k] for k in ("mean", "low", "high", "p")}, "mcnemar": mc}
+        print(f"\n{rows[0]['model']} - {rows[1]['model']}: {100 * boot['mean']:+.2f} points of {metric}, 95 % "
+              f"bootstrap interval over examples [{100 * boot['low']:+.2f}, {100 * boot['high']:+.2f}], p "
+              f"{boot['p']:.3g}; McNemar: {mc['method_only']} examples right only for the first, "
+              f"{mc['baseline_only']} only for the second, p {mc['p']:.3g}")
+    if args.output:
+        from .results import write_json
+
+        write_json(args.output, {"task": task.hub_config, "data": name, "comparison": comparison,
+                                 "models": [{"model": r["model"], "folder": r["folder"], **r["report"].summary(),
+                                             "predictions": r["report"].prediction_block()} for r in rows]})
+        print(f"written: {args.output}")
     print(f"done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+@dataclass
+class PredictArgs(EvaluateArgs):
+    output: str | None = field(default=None, metadata={"help": "where the predictions go (.tsv); required"})
+
+
+def cmd_predict(argv: list[str]) -> int:
+    """Predict labels and class probabilities of unlabelled rows (a .tsv, .csv or .jsonl file) with one model."""
+    import csv
+
+    (args,) = _parser(PredictArgs).parse_args_into_dataclasses(argv)
+    if not args.data or not args.output:
+        raise ValueError("predict needs --data (the rows) and --output (a .tsv for the predictions)")
+    if len(_split(args.model, name="--model") or []) != 1:
+        raise ValueError("predict takes one --model")
+    rows, task, _ = _scored(args, labelled=False)
+    import torch
+
+    rep = rows[0]["report"]
+    probs = torch.softmax(rep.logits.double(), -1)  # P(y | x) at T = 1
+    path = Path(args.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        w.writerow(["idx", "prediction", *[f"p_{n}" for n in task.label_names]])
+        for i, pred in enumerate(rep.predicted.tolist()):
+            w.writerow([i, task.label_names[pred], *[f"{x:.6f}" for x in probs[i].tolist()]])
+    os.replace(tmp, path)
+    print(f"{len(rep.predicted):,} predictions written to {path}")
+    return 0
+
+
+@dataclass
+class RunsArgs:
+    results_dir: str = field(default=D.SUITE_RESULTS_DIR, metadata={"help": "the result store to list"})
+    task: str | None = field(default=None, metadata={"help": "only this task"})
+    method: str | None = field(default=None, metadata={"help": "only this method"})
+    seed: str | None = field(default=None, metadata={"help": "only this seed"})
+    suite: str | None = field(default=None, metadata={"help": "only runs this suite counts"})
+    cmi_weight: str | None = field(default=None, metadata={"help": "only this lambda"})
+    prune_models: bool = field(default=False, metadata={
+        "help": "remove kept models nothing needs (no record, or neither kept on request nor a teacher / CE twin)"})
+    prune_dependencies: bool = field(default=False, metadata={"help": "with --prune_models: teachers and CE twins too"})
+    keys: bool = field(default=False, metadata={"help": "print only the matching keys, comma-separated (for --model)"})
+
+
+def cmd_runs(argv: list[str]) -> int:
+    """List the store's runs by what they are (task, method, seed, suite, lambda), with key, metric and model kept."""
+    from .catalog import find_runs, prune_models, run_row
+    from .results import ResultStore
+    from .tasks import get_task
+
+    (args,) = _parser(RunsArgs).parse_args_into_dataclasses(argv)
+    store = ResultStore(args.results_dir)
+    if args.prune_models:
+        freed = prune_models(store, args.prune_dependencies)
+        for folder, why, _ in freed:
+            print(f"removed {folder} ({why})")
+        print(f"{len(freed)} kept model(s) removed, {sum(b for *_, b in freed) / 1e6:.0f} MB freed")
+        return 0
+    task = get_task(args.task).hub_config if args.task else None
+    found = find_runs(store, task=task, method=args.method, seed=args.seed, suite=args.suite,
+                      cmi_weight=args.cmi_weight)
+    if args.keys:
+        print(",".join(key for key, _ in found))
+        return 0
+    print(f"{'key':16s}  {'task':5s} {'method':8s} {'seed':>4s} {'lambda':>6s}  {'metric':>22s} {'value':>7s}  "
+          f"{'model':5s} {'flags':10s} suites")
+    for key, record in found:
+        r = run_row(store, key, record)
+        lam = "" if r["lambda"] is None else f"{r['lambda']:g}"
+        value = "" if r["value"] is None else f"{r['value']:.4f}"
+        print(f"{r['key']:16s}  {r['task']:5s} {r['method']:8s} {r['seed']:>4} {lam:>6s}  {r['metric']:>22s} "
+              f"{value:>7s}  {'kept' if r['model'] else '-':5s} {r['flags']:10s} {r['suites']}")
+    print(f"{len(found)} run(s) in {store.runs}")
     return 0
 
 
@@ -136,22 +336,26 @@ class StoreArgs:
 
 
 def _run_one(argv: list[str], allowed: tuple[str, ...]) -> int:
-    from transformers import HfArgumentParser
-
     from .experiments import RunConfig, execute
     from .results import ResultStore
 
-    parser = HfArgumentParser((RunConfig, StoreArgs))
-    if "--suite" in argv:
+    parser = _parser((RunConfig, StoreArgs, KeepArgs, PresetArgs))
+    for flag in ("--preset", "--suite"):
+        if flag not in argv:
+            continue
+        i = argv.index(flag)
+        if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+            raise ValueError(f"{flag} needs a value: {', '.join(_preset_names())}, or a suite YAML file")
+        name = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
+        if name == "lab":  # the course's preset: the very runs (and keys) the notebooks train
+            parser.set_defaults(**D.LAB_PRESET)
+            continue
         # defaults from a suite's common and per-task settings (configs/<suite>/suite.yaml); flags override
         from .reproduce import load_suite
         from .tasks import get_task
 
-        i = argv.index("--suite")
-        if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
-            raise ValueError("--suite needs a value: cpu, paper, or a suite YAML file")
-        spec = load_suite(argv[i + 1])
-        argv = argv[:i] + argv[i + 2:]
+        spec = load_suite(name)
         task = argv[argv.index("--task") + 1] if "--task" in argv and argv.index("--task") + 1 < len(argv) else RunConfig.task
         task = get_task(task).hub_config
         tasks = {get_task(t).hub_config: v for t, v in spec["tasks"].items()}
@@ -159,15 +363,63 @@ def _run_one(argv: list[str], allowed: tuple[str, ...]) -> int:
             raise ValueError(f"suite {spec.get('suite', argv[i])!r} has no task {task!r}; it has {', '.join(tasks)}")
         method = argv[argv.index("--method") + 1] if "--method" in argv and argv.index("--method") + 1 < len(argv) else None
         teacher = (spec.get("teacher") or {}) if method in ("mcmi", "kd_mcmi") else {}
-        parser.set_defaults(**{**spec["common"], **(tasks[task] or {}), **teacher})
+        settings = {k: v for k, v in (tasks[task] or {}).items() if k not in ("methods", "teacher")}
+        parser.set_defaults(**{**spec["common"], **settings, **teacher})
     argv = _all_rows(argv, parser)
-    cfg, store_args = parser.parse_args_into_dataclasses(argv)
+    cfg, store_args, keep, _ = parser.parse_args_into_dataclasses(argv)
     if cfg.method not in allowed:
         raise ValueError(f"--method must be one of {', '.join(allowed)} here, got {cfg.method!r}")
-    rec = execute(cfg, ResultStore(store_args.results_dir), glue_dir=store_args.glue_dir)
+    _refuse_ignored(argv, cfg.method)
+    store = ResultStore(store_args.results_dir)
+    rec = execute(cfg, store, glue_dir=store_args.glue_dir, keep_model=True if keep.keep_model else None)
     if "rank" not in rec:  # under torchrun, the main process reports
         print(json.dumps({k: rec[k] for k in ("key", "metrics", "timings", "train_steps")}, indent=2))
+        _say_model(store, rec, keep.keep_model)
     return 0
+
+
+def _say_model(store, record: dict, requested: bool) -> None:
+    """Where the run's model is kept (or that it is not, and how to keep it)."""
+    folder = store.root / "models" / record["key"]
+    if (folder / "config.json").is_file():
+        print(f"model kept in {folder} (`cmi-toolkit evaluate --model {record['key']} --data FILE` scores it)")
+    elif requested:
+        print(f"warning: run {record['key']} was recorded before without its model; delete {store.path(record['key'])} "
+              "and run again with --keep_model to keep it", file=sys.stderr)
+    else:
+        print(f"model not kept (pass --keep_model to keep it in {folder})")
+
+
+def _preset_names() -> list[str]:
+    from .reproduce import SUITE_DIR
+
+    return ["lab", *sorted(p.parent.name for p in SUITE_DIR.glob("*/suite.yaml"))]
+
+
+@dataclass
+class KeepArgs:
+    keep_model: bool = field(default=False, metadata={
+        "help": "keep the trained model in <results_dir>/models/<key> (save_pretrained folder with its tokenizer and "
+                "card.json); by default only what later runs load is kept (CE and MCMI runs: teachers, CE twins)"})
+
+
+@dataclass
+class PresetArgs:
+    preset: str | None = field(default=None, metadata={
+        "help": "named settings: lab (the notebooks' runs: SST-2, 2,000 examples, 3 epochs; same keys) or a suite's "
+                "(cpu, cpu5, cpu_verdict, paper, ...: its common and per-task settings); flags override"})
+    suite: str | None = field(default=None, metadata={"help": "the same as --preset with a suite name or a suite YAML"})
+
+
+def _refuse_ignored(argv: list[str], method: str) -> None:
+    """An option given on the command line that ``method`` does not use is a mistake, not a no-op."""
+    from .experiments import ignored_fields
+
+    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+    unused = sorted(given & set(ignored_fields(method)))
+    if unused:
+        raise ValueError(f"--{unused[0]} has no effect with --method {method}; drop it, or choose a method that uses it "
+                         f"({'cmi or mcmi' if unused[0] not in ('student_layers', 'student_model', 'kd_alpha', 'kd_temperature') else 'kd_ce or kd_mcmi'})")
 
 
 def _all_rows(argv: list[str], parser) -> list[str]:
@@ -220,20 +472,18 @@ def _split(text: str | None, cast=str, name: str = "option"):
 
 def cmd_reproduce(argv: list[str]) -> int:
     """Run a suite's GLUE runs (skipping finished ones), then write the summary."""
-    from transformers import HfArgumentParser
-
     from .reproduce import load_suite, report, run_suite
     from .results import ResultStore
 
-    parser = HfArgumentParser((SuiteArgs, StoreArgs))
+    parser = _parser((SuiteArgs, StoreArgs, KeepArgs))
     parser.set_defaults(results_dir=D.SUITE_RESULTS_DIR)
-    suite_args, store_args = parser.parse_args_into_dataclasses(argv)
+    suite_args, store_args, keep = parser.parse_args_into_dataclasses(argv)
     spec = load_suite(suite_args.suite)
     store = ResultStore(store_args.results_dir)
     select = dict(tasks=_split(suite_args.tasks, name="--tasks"), seeds=_split(suite_args.seeds, int, "--seeds"),
                   methods=_split(suite_args.methods, name="--methods"))
     run_suite(spec, store, glue_dir=store_args.glue_dir, workers=suite_args.workers, executor=suite_args.executor,
-              suite=suite_args.suite, **select)
+              suite=suite_args.suite, keep_model=True if keep.keep_model else None, **select)
     if suite_args.report:
         paths = report(store, spec, figures_dir=suite_args.figures_dir)
         for kind, path in paths.items():
@@ -244,12 +494,10 @@ def cmd_reproduce(argv: list[str]) -> int:
 
 def cmd_report(argv: list[str]) -> int:
     """Write results/summary_<suite>.csv and .md and figures/glue_summary_<suite>.html from one suite's records."""
-    from transformers import HfArgumentParser
-
     from .reproduce import load_suite, report
     from .results import ResultStore
 
-    parser = HfArgumentParser((StoreArgs, SuiteArgs))
+    parser = _parser((StoreArgs, SuiteArgs))
     parser.set_defaults(results_dir=D.SUITE_RESULTS_DIR)
     store_args, suite_args = parser.parse_args_into_dataclasses(argv)
     store = ResultStore(store_args.results_dir)
@@ -275,13 +523,11 @@ class PredictionArgs:
 
 def cmd_predictions(argv: list[str]) -> int:
     """Add per-example dev predictions to a suite's records that lack them (from kept models, or --retrain)."""
-    from transformers import HfArgumentParser
-
     from .experiments import add_predictions
     from .reproduce import load_suite, suite_records
     from .results import ResultStore
 
-    parser = HfArgumentParser((StoreArgs, SuiteArgs, PredictionArgs))
+    parser = _parser((StoreArgs, SuiteArgs, PredictionArgs))
     parser.set_defaults(results_dir=D.SUITE_RESULTS_DIR)
     store_args, suite_args, pred_args = parser.parse_args_into_dataclasses(argv)
     store = ResultStore(store_args.results_dir)
@@ -312,15 +558,13 @@ class MeasureArgs:
 
 def cmd_measure(argv: list[str]) -> int:
     """Accuracy, CMI, separation and NCMI (both spaces, per class) of a model on a GLUE split."""
-    from transformers import HfArgumentParser
-
     from .information import measure
 
-    data, model_args, margs = HfArgumentParser((DataArgs, ModelArgs, MeasureArgs)).parse_args_into_dataclasses(argv)
+    data, model_args, margs = _parser((DataArgs, ModelArgs, MeasureArgs)).parse_args_into_dataclasses(argv)
     task, ds, tokenizer, model, tok = _load(data, model_args)
     split = margs.split or task.validation_splits[0]
     if split not in tok:
-        raise SystemExit(f"error: no split {split!r}; {task.name} has {list(tok)}")
+        raise ValueError(f"--split {split!r}: {task.name} has no such split; pass one of {', '.join(tok)}")
     report = measure(model, tok[split], tokenizer, task=task, batch_size=model_args.batch_size,
                      pooling=model_args.pooling, temperature=model_args.temperature, keep_outputs=False)
     summary = {"task": task.hub_config, "split": split, "model": model_args.model, **report.summary(),
@@ -352,12 +596,10 @@ class CoTArgs:
 
 def cmd_cot(argv: list[str]) -> int:
     """Chain-of-thought distillation: label-only vs DSS vs DSS+MI on CQA or SVAMP over seeds."""
-    from transformers import HfArgumentParser
-
     from .cot import cot_table, run_cot_suite
     from .results import atomic_write_text
 
-    (args,) = HfArgumentParser(CoTArgs).parse_args_into_dataclasses(argv)
+    (args,) = _parser(CoTArgs).parse_args_into_dataclasses(argv)
     overrides = {k: getattr(args, k) for k in ("max_train_samples", "max_eval_samples", "epochs", "beta", "mask_padding")
                  if getattr(args, k) is not None}
     if args.preset == "cpu":
@@ -388,13 +630,11 @@ class SearchArgs:
 
 def cmd_search(argv: list[str]) -> int:
     """Choose CMI settings on held-out training data (Optuna grid + successive halving); prints the table."""
-    from transformers import HfArgumentParser
-
     from .experiments import RunConfig
     from .results import ResultStore, atomic_write_text
     from .search import search_settings
 
-    parser = HfArgumentParser((SearchArgs, RunConfig, StoreArgs))
+    parser = _parser((SearchArgs, RunConfig, StoreArgs))
     parser.set_defaults(results_dir="results/search")
     args, base, store_args = parser.parse_args_into_dataclasses(argv)
     if args.suite:
@@ -441,11 +681,9 @@ class ReadmeArgs:
 
 def cmd_readme(argv: list[str]) -> int:
     """Regenerate the README's result tables from the run records (--check only compares)."""
-    from transformers import HfArgumentParser
-
     from .readme import update
 
-    (args,) = HfArgumentParser(ReadmeArgs).parse_args_into_dataclasses(argv)
+    (args,) = _parser(ReadmeArgs).parse_args_into_dataclasses(argv)
     changed = update(args.readme, check=args.check)
     verb = "differ from the records" if args.check else "regenerated"
     print(f"{len(changed)} table(s) {verb}" + (": " + "; ".join(changed) if changed else ""))
@@ -468,6 +706,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "distill": cmd_distill,
     "measure": cmd_measure,
     "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "runs": cmd_runs,
     "reproduce": cmd_reproduce,
     "report": cmd_report,
     "predictions": cmd_predictions,

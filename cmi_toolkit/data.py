@@ -34,6 +34,8 @@ from .tasks import GlueTask, get_task
 __all__ = [
     "GLUE_DIR_ENV",
     "GlueFormatError",
+    "DataChangedError",
+    "verify_read",
     "glue_features",
     "read_glue_split",
     "read_utf8",
@@ -93,12 +95,38 @@ def _parse_label(task: GlueTask, raw: str, where: str) -> int | float:
     )
 
 
+#: sha256 of the bytes each file last gave :func:`read_utf8` (what a run actually read)
+_LAST_READ: dict[str, str] = {}
+
+
+class DataChangedError(ValueError):
+    """A data file's bytes changed between the fingerprint a run was keyed with and the read it trained on."""
+
+
+def verify_read(fingerprint: dict[str, Any], task: GlueTask | str) -> None:
+    """Raise :class:`DataChangedError` unless every split file :func:`load_glue` read for ``task`` had the
+    bytes ``fingerprint`` (:func:`glue_fingerprint`) hashed: the record then names the data it trained on."""
+    task = get_task(task) if isinstance(task, str) else task
+    if fingerprint.get("source") in (None, "hub"):
+        return
+    folder = _task_folder(task, Path(fingerprint["source"]))
+    for split, filename in task.splits.items():
+        path = str((folder / filename).resolve())
+        read, keyed = _LAST_READ.get(path), fingerprint["files"].get(split)
+        if read is not None and keyed is not None and read != keyed:
+            raise DataChangedError(
+                f"{folder / filename}: the file changed while the run was being prepared (sha256 {keyed[:12]}... "
+                f"when the run was keyed, {read[:12]}... when it was read); nothing was recorded: leave the data "
+                "alone during a run and run the same command again")
+
+
 def read_utf8(path: Path, error: type[Exception] | None = None) -> str:
     """The file's text (a leading byte-order mark, as in MRPC, is dropped).
 
     A byte that is not UTF-8 raises ``error`` (default :class:`GlueFormatError`) naming the file and line.
     """
     raw = path.read_bytes()
+    _LAST_READ[str(Path(path).resolve())] = hashlib.sha256(raw).hexdigest()
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -116,9 +144,16 @@ def read_glue_split(task: GlueTask | str, path: str | os.PathLike) -> Dataset:
     if not path.is_file():
         raise GlueFormatError(f"{path}: missing file; expected {task.name} split in the GLUE layout ({_layout(task)})")
     text = read_utf8(path)
-    lines = text.splitlines()
-    if not lines or (task.header and len(lines) == 1):
+    # GLUE separates rows with \n alone (a \r before it, as in CRLF files, is dropped): U+2028, NEL, form feed
+    # or a lone \r inside a sentence is text, not a row break
+    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
         raise GlueFormatError(f"{path}: empty file; expected {_layout(task)}")
+    if task.header and len(lines) == 1:
+        raise GlueFormatError(f"{path}: one line ({len(lines[0]):,} characters) and no data rows after it; "
+                              f"expected {_layout(task)}")
 
     first_line = 1
     if task.header:
@@ -265,7 +300,7 @@ def _file_digest(path: Path) -> tuple[str, int]:
     cache_key = (str(path), st.st_size, st.st_mtime_ns)
     if cache_key not in _HASH_CACHE:
         raw = path.read_bytes()
-        lines = sum(1 for line in raw.splitlines() if line.strip())
+        lines = sum(1 for line in raw.split(b"\n") if line.strip())  # rows as read_glue_split splits them
         _HASH_CACHE[cache_key] = (hashlib.sha256(raw).hexdigest(), lines)
     return _HASH_CACHE[cache_key]
 

@@ -18,10 +18,12 @@ provenance (:mod:`cmi_toolkit.provenance`), the degenerate-run flags and, for ``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import shutil
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -78,6 +80,7 @@ class RunConfig:
         from .markov import POOLINGS
         from .tasks import get_task
 
+        _check_types(self)
         if self.method not in METHODS:
             raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         task = get_task(self.task)  # unknown names raise, listing the known tasks
@@ -104,6 +107,11 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"--{name} must be > 0 (or omitted for all rows), got {value}")
+        if not (isinstance(self.warmup_ratio, (int, float)) and 0.0 <= self.warmup_ratio < 1.0):
+            raise ValueError(f"--warmup_ratio is the share of the steps spent warming up: it must lie in [0, 1), "
+                             f"got {self.warmup_ratio}")
+        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise ValueError(f"--weight_decay must be a finite number >= 0, got {self.weight_decay}")
         if not 0.0 < self.heldout_fraction < 1.0:
             raise ValueError(f"--heldout_fraction must lie in (0, 1), got {self.heldout_fraction}")
         if not 0.0 <= self.kd_alpha <= 1.0:
@@ -137,6 +145,10 @@ class RunConfig:
                 p.pop(k)
         return p
 
+    def ignored(self) -> tuple[str, ...]:
+        """The fields this run's method does not use (they are left out of its key)."""
+        return ignored_fields(self.method)
+
     @property
     def key(self) -> str:
         """Hash of :meth:`params` alone: names the run within a suite whatever the data."""
@@ -159,14 +171,61 @@ class RunConfig:
         return dataclasses.replace(self, method=method)
 
 
-def prepare_data(cfg: RunConfig, tokenizer, glue_dir: str | None = None):
-    """Tokenised (train, eval) datasets of a run, and the task."""
-    from .data import load_glue, tokenize_glue
+def field_type_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` is not of the type of RunConfig field ``name`` (None if it is): integers for ints,
+    numbers for floats, strings for strings, true/false for flags, null only where the field allows it."""
+    import typing
+
+    hint = typing.get_type_hints(RunConfig)[name]
+    args = typing.get_args(hint)
+    base = next((a for a in args if a is not type(None)), hint)
+    if value is None:
+        return None if type(None) in args else "null is not allowed here"
+    ok = {bool: isinstance(value, bool),
+          int: isinstance(value, int) and not isinstance(value, bool),
+          float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          str: isinstance(value, str)}.get(base, True)
+    kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(base, "")
+    return None if ok else f"expected {kind}, got {value!r}"
+
+
+def _check_types(cfg: RunConfig) -> None:
+    for f in dataclasses.fields(cfg):
+        problem = field_type_problem(f.name, getattr(cfg, f.name))
+        if problem:
+            raise ValueError(f"--{f.name}: {problem}")
+
+
+def ignored_fields(method: str) -> tuple[str, ...]:
+    """Fields of :class:`RunConfig` that ``method`` does not use (what :meth:`RunConfig.params` leaves out)."""
+    out: list[str] = []
+    if method in ("ce", "student", "kd_ce"):
+        out += CMI_FIELDS
+    if method in ("ce", "cmi", "mcmi"):
+        out += KD_FIELDS
+    if method == "student":
+        out += ["kd_alpha", "kd_temperature"]
+    return tuple(out)
+
+
+def prepare_data(cfg: RunConfig, tokenizer, glue_dir: str | None = None, fingerprint: dict[str, Any] | None = None):
+    """Tokenised (train, eval) datasets of a run, and the task.
+
+    Given the ``fingerprint`` the run was keyed with, the bytes read must be the bytes it hashed
+    (:func:`~cmi_toolkit.data.verify_read`): a file changed in between fails the run with its name.
+    """
+    from .data import load_glue, tokenize_glue, verify_read
     from .tasks import get_task
 
     task = get_task(cfg.task)
     ds = load_glue(task, source=glue_dir, max_train_samples=cfg.max_train_samples,
                    max_eval_samples=cfg.max_eval_samples, seed=cfg.data_seed)
+    if fingerprint is not None:
+        verify_read(fingerprint, task)
+    limit = _position_limit(tokenizer)
+    if limit and cfg.max_length > limit:
+        raise ValueError(f"--max_length {cfg.max_length} exceeds the {limit} positions of model {cfg.model}; "
+                         f"pass --max_length {limit} or less")
     train = ds["train"]
     if cfg.eval_on == "heldout":
         parts = train.train_test_split(test_size=cfg.heldout_fraction, seed=cfg.data_seed, stratify_by_column="label")
@@ -176,6 +235,12 @@ def prepare_data(cfg: RunConfig, tokenizer, glue_dir: str | None = None):
     train = tokenize_glue(train, tokenizer, task, cfg.max_length)
     evaluation = tokenize_glue(evaluation, tokenizer, task, cfg.max_length)
     return task, train, evaluation
+
+
+def _position_limit(tokenizer) -> int | None:
+    """The longest input the model takes (the tokenizer's ``model_max_length`` when it states a real one)."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if isinstance(limit, int) and 0 < limit < 1_000_000 else None
 
 
 def _student_layers(cfg: RunConfig) -> tuple[int, ...]:
@@ -250,7 +315,8 @@ def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teache
         trainer = CMITrainer(**common, cmi=cmi, centroid_mode=cfg.centroid_mode, pooling=cfg.pooling,
                              ema_momentum=cfg.ema_momentum)
     _quiet_logs(trainer)
-    last = last_complete_checkpoint(output_dir) if save_checkpoints else None
+    last = last_complete_checkpoint(output_dir, required=getattr(trainer, "resume_files", ())) \
+        if save_checkpoints else None
     trainer.resumed_from_step = int(Path(last).name.split("-")[-1]) if last else None
     trainer.train(resume_from_checkpoint=last)
     return trainer.model, trainer
@@ -285,7 +351,8 @@ class TrainedRun:
 
 def train_and_measure(cfg: RunConfig, glue_dir: str | None = None, output_dir: str | Path | None = None,
                       teacher=None, progress: bool = True, tokenizer=None, callbacks: list | None = None,
-                      keep_outputs: bool = False, save_checkpoints: bool = True) -> TrainedRun:
+                      keep_outputs: bool = False, save_checkpoints: bool = True,
+                      fingerprint: dict[str, Any] | None = None) -> TrainedRun:
     """Prepare the data of ``cfg``, train, and :func:`~cmi_toolkit.information.measure` the result.
 
     No result store involved: the notebooks call this directly; :func:`execute` wraps it.
@@ -298,7 +365,7 @@ def train_and_measure(cfg: RunConfig, glue_dir: str | None = None, output_dir: s
     tokenizer = tokenizer or load_tokenizer(cfg.model)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    task, train, evaluation = prepare_data(cfg, tokenizer, glue_dir)
+    task, train, evaluation = prepare_data(cfg, tokenizer, glue_dir, fingerprint=fingerprint)
     timings["data_s"] = time.perf_counter() - t0
     output_dir = output_dir or tempfile.mkdtemp(prefix="cmi_toolkit_")
     t0 = time.perf_counter()
@@ -354,28 +421,69 @@ def _majority_score(task, train, evaluation) -> float:
 
 
 def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, progress: bool = True,
-            keep_model: bool | None = None, suite: str | None = None, callbacks: list | None = None) -> dict[str, Any]:
+            keep_model: bool | None = None, suite: str | None = None, callbacks: list | None = None,
+            kept_by: str | None = None) -> dict[str, Any]:
     """Run ``cfg`` unless its record exists; return the record.
 
     The record is keyed by :meth:`RunConfig.store_key` (parameters and data). ``kd_*`` runs
     execute their teacher first, ``cmi`` / ``mcmi`` runs their CE twin (for the mechanism check).
     ``suite`` names the suite the run belongs to (recorded; ad-hoc runs have none). ``callbacks``
     (TrainerCallbacks, e.g. a notebook's progress bar) join this run's training, not its twin's.
+
+    ``keep_model``: True keeps the trained model as ``<store>/models/<key>`` (a ``save_pretrained`` folder with
+    its tokenizer, the task's label names and a ``card.json``); None keeps what later runs load (the ``ce``
+    and ``mcmi`` runs: teachers and CE twins). ``kept_by`` says why (``request`` when ``keep_model`` is True).
+
+    Processes sharing ``store`` never train one run twice: the second waits for the first's record
+    (:meth:`~cmi_toolkit.results.ResultStore.run_lock`), and a claim on a finished run is written under
+    the store's lock, so concurrent claims for other suites are all kept.
     """
+    fingerprint = cfg.data_fingerprint(glue_dir)
+    key = cfg.store_key(fingerprint=fingerprint)
+    record = _finished(store, key, suite)
+    if record is not None:
+        return record
+    store.check_writable()  # before hours of training, not after
+    lock = store.run_lock(key) if int(os.environ.get("WORLD_SIZE", "1")) == 1 else contextlib.nullcontext()
+    if hasattr(lock, "acquire"):
+        from filelock import Timeout
+
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"notice: another process is training run {key} ({cfg.task}/{cfg.method}/seed{cfg.seed}); "
+                  "waiting for its record", file=sys.stderr, flush=True)
+            lock.acquire()
+    try:
+        record = _finished(store, key, suite)  # the other process finished it meanwhile
+        if record is not None:
+            return record
+        if kept_by is None:
+            kept_by = "request" if keep_model else "dependency"
+        return _execute_locked(cfg, store, key, fingerprint, glue_dir, progress, keep_model, suite, callbacks,
+                               kept_by)
+    finally:
+        if hasattr(lock, "release"):
+            lock.release()
+
+
+def _finished(store: ResultStore, key: str, suite: str | None) -> dict[str, Any] | None:
+    """The record of ``key`` if it exists, with ``suite`` added to the suites it counts for (under the lock)."""
+    record = store.load(key)
+    if record is not None and suite and suite not in claimed_suites(record):  # the same run, now also this suite's
+        record = store.claim(record.get("key") or key, suite)
+    return record
+
+
+def _execute_locked(cfg: RunConfig, store: ResultStore, key: str, fingerprint: dict[str, Any], glue_dir: str | None,
+                    progress: bool, keep_model: bool | None, suite: str | None,
+                    callbacks: list | None, kept_by: str = "dependency") -> dict[str, Any]:
+    """:func:`execute` of a run that has no record, while this process holds the run's lock."""
     from .evidence import degenerate_flags, mechanism_check
     from .information import measure
     from .models import count_parameters, load_tokenizer
     from .provenance import now, provenance
 
-    fingerprint = cfg.data_fingerprint(glue_dir)
-    key = cfg.store_key(fingerprint=fingerprint)
-    record = store.load(key)
-    if record is not None:
-        if suite and suite not in claimed_suites(record):  # the same run, now also part of this suite
-            record["also_suites"] = [*record.get("also_suites", []), suite]
-            store.save(key, record)
-        return record
-    store.check_writable()  # before hours of training, not after
     started = now()
     keep_model = cfg.method in ("ce", "mcmi") if keep_model is None else keep_model
     tokenizer = load_tokenizer(cfg.model)
@@ -392,7 +500,7 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
             twin_missing = str(exc)
     ckpt_dir = store.root / "checkpoints" / key
     run = train_and_measure(cfg, glue_dir=glue_dir, output_dir=ckpt_dir, teacher=teacher, progress=progress,
-                            tokenizer=tokenizer, callbacks=callbacks)
+                            tokenizer=tokenizer, callbacks=callbacks, fingerprint=fingerprint)
     model, trainer, report, task, train, evaluation = (run.model, run.trainer, run.report, run.task, run.train,
                                                        run.evaluation)
     timings.update(run.timings)
@@ -417,7 +525,9 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
     elif twin_missing:
         checks["mechanism"] = {"passed": None, "expected": "lower" if cfg.method == "cmi" else "higher",
                                "unchecked": twin_missing}
-    if keep_model:
+    if keep_model:  # a folder transformers loads as it is, with the task's label names
+        model.config.id2label = dict(enumerate(task.label_names))
+        model.config.label2id = {n: i for i, n in enumerate(task.label_names)}
         model.save_pretrained(store.root / "models" / key)
         tokenizer.save_pretrained(store.root / "models" / key)
     record = {
@@ -441,6 +551,10 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
                                  resumed_from_step=getattr(trainer, "resumed_from_step", None)),
     }
     record["predictions"] = report.prediction_block()
+    if keep_model:
+        from .catalog import write_card
+
+        write_card(store.root / "models" / key, record, kept_by)
     store.save(key, record)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return record
@@ -448,7 +562,8 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
 
 def _kept_model(cfg: RunConfig, store: ResultStore, glue_dir: str | None, progress: bool, suite: str | None) -> Path:
     """Folder of the saved model of run ``cfg`` (a teacher, a CE twin), executing the run first if needed."""
-    record = execute(cfg, store, glue_dir=glue_dir, progress=progress, keep_model=True, suite=suite)
+    record = execute(cfg, store, glue_dir=glue_dir, progress=progress, keep_model=True, suite=suite,
+                     kept_by="dependency")
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

@@ -15,6 +15,7 @@ records; building one needs the kept model, which exists where the run was train
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 from pathlib import Path
@@ -33,6 +34,8 @@ SMOKE_PRESET: dict[str, Any] = {"max_train_samples": 256, "max_eval_samples": 20
 def lab_config(lam: float, seed: int = 0, smoke: bool = False, **overrides: Any) -> RunConfig:
     """The lab run at CMI weight ``lam`` (0 = plain CE) and ``seed``; ``overrides`` change any other field."""
     params: dict[str, Any] = {**D.LAB_PRESET, **(SMOKE_PRESET if smoke else {}), **overrides}
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam < 0:
+        raise ValueError(f"lambda {lam!r}: the CMI weight must be a finite number >= 0 (0 is plain CE)")
     method = "cmi" if lam > 0 else "ce"
     return RunConfig(method=method, seed=seed, cmi_weight=lam if lam > 0 else D.CMI_WEIGHT, **params)
 
@@ -114,7 +117,7 @@ def model_view(cfg: RunConfig, results_dir: str | os.PathLike = D.LAB_RESULTS_DI
     from .models import load_tokenizer
 
     store = ResultStore(results_dir)
-    key = cfg.store_key(glue_dir)
+    key = store.file_key(cfg.store_key(glue_dir))
     path = _view_path(store, key)
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))

@@ -32,6 +32,9 @@ __all__ = [
     "make_student",
     "encoder_layers",
     "count_parameters",
+    "check_model_folder",
+    "safetensors_problem",
+    "trained_head_size",
 ]
 
 DEFAULT_MODEL = "minilm-l6"
@@ -60,16 +63,7 @@ def resolve_model(model_id: str) -> str:
         return MODEL_ALIASES[model_id.lower()]()
     path = Path(model_id).expanduser()
     if path.is_dir():
-        config = path / "config.json"
-        if not config.is_file():
-            raise FileNotFoundError(f"{path}: a model folder must hold config.json (and the weights)")
-        try:
-            json.loads(config.read_text(encoding="utf-8"))
-        except UnicodeDecodeError:
-            raise ValueError(f"{config}: not UTF-8 text; re-save the model folder with save_pretrained") from None
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{config}, line {exc.lineno}: not valid JSON ({exc.msg}); "
-                             "fix the file or re-save the model folder with save_pretrained") from None
+        check_model_folder(path)
         return str(path)
     if model_id.startswith((".", "/", "~")) or os.sep in model_id.strip("/").replace("/", "", 1):
         raise FileNotFoundError(f"{model_id}: no such model folder")
@@ -87,19 +81,106 @@ def resolve_model(model_id: str) -> str:
     return model_id
 
 
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+#: any one of these makes a tokenizer transformers can load without the hub
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model",
+                   "vocab.json")
+
+
+def safetensors_problem(path: str | os.PathLike) -> str | None:
+    """Why the safetensors file at ``path`` is not whole (None if every byte its header promises is there);
+    read from its header alone, without loading the tensors."""
+    import struct
+
+    path = Path(path)
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            (header_len,) = struct.unpack("<Q", fh.read(8))
+            if header_len > size - 8:
+                return f"{path.name} is truncated (header)"
+            header = json.loads(fh.read(header_len))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        return f"{path.name} has an unreadable header"
+    if 8 + header_len + end > size:
+        return f"{path.name} is truncated ({size} of {8 + header_len + end} bytes)"
+    return None
+
+
+def check_model_folder(path: str | os.PathLike, tokenizer: bool = False) -> dict:
+    """Refuse (one line naming the file and the fix) a model folder transformers would misread: a
+    ``config.json`` that is not a JSON mapping with a ``model_type``, no weights or truncated weights, or no
+    tokenizer files when ``tokenizer`` (transformers would otherwise build a 5-token tokenizer and train
+    on ``[UNK]``).
+    Returns the parsed config."""
+    path = Path(path)
+    resave = "re-save the model folder with model.save_pretrained(folder) and tokenizer.save_pretrained(folder)"
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{path}: a model folder must hold config.json, the weights and the tokenizer; {resave}")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{config_path}: not UTF-8 text; {resave}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{config_path}, line {exc.lineno}: not valid JSON ({exc.msg}); fix the file or {resave}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        got = "a mapping without model_type" if isinstance(config, dict) else f"a JSON {type(config).__name__}"
+        raise ValueError(f"{config_path}: holds {got}, not a transformers config; {resave}")
+    weights = [name for name in WEIGHT_FILES if (path / name).is_file()]
+    if not weights:
+        raise FileNotFoundError(f"{path}: no weights ({' or '.join(WEIGHT_FILES[::2])}); {resave}")
+    if weights[0] == "model.safetensors":
+        problem = safetensors_problem(path / "model.safetensors")
+        if problem:
+            raise ValueError(f"{path / 'model.safetensors'}: {problem}; copy the folder again or {resave}")
+    if tokenizer and not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise FileNotFoundError(f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...): transformers "
+                                f"would build an empty vocabulary and train on [UNK] alone; {resave}")
+    return config
+
+
+def trained_head_size(model_id: str) -> int | None:
+    """Number of labels of the classification head a local folder's model was trained with (None: the folder
+    holds an encoder without a sequence-classification head, or it is not a folder)."""
+    path = Path(model_id).expanduser()
+    if not (path / "config.json").is_file():
+        return None
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    if not any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or []):
+        return None
+    return len(config["id2label"]) if isinstance(config.get("id2label"), dict) else int(config.get("num_labels", 2))
+
+
 def load_tokenizer(model_id: str = DEFAULT_MODEL):
     """The tokenizer of ``model_id`` (alias, folder or hub id)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_model(model_id))
+    path = resolve_model(model_id)
+    if Path(path).is_dir():
+        check_model_folder(path, tokenizer=True)
+    return AutoTokenizer.from_pretrained(path)
 
 
-def load_classifier(model_id: str = DEFAULT_MODEL, num_labels: int = 2, **kwargs) -> nn.Module:
-    """A sequence classifier with a fresh ``num_labels`` head on the pretrained encoder."""
+def load_classifier(model_id: str = DEFAULT_MODEL, num_labels: int = 2, trained_head: bool = False,
+                    **kwargs) -> nn.Module:
+    """A sequence classifier with ``num_labels`` outputs: a fresh head on a pretrained encoder, or, with
+    ``trained_head`` (measuring a fine-tuned model), the model's own head, refused with one line when it has
+    another number of labels (transformers would silently replace it by a random one). Training from a
+    classifier of another task replaces its head, with a warning."""
+    import warnings
+
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     path = resolve_model(model_id)
+    head = trained_head_size(path)
+    if head is not None and head != num_labels:
+        if trained_head:
+            raise ValueError(f"{model_id}: its classification head has {head} labels, the task has {num_labels}; "
+                             "pass a model fine-tuned on this task (or its label set)")
+        warnings.warn(f"{model_id}: its {head}-label head is replaced by a fresh {num_labels}-label head", stacklevel=2)
     kwargs.setdefault("ignore_mismatched_sizes", True)  # a head of another size is re-initialised
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected here

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["setup", "folders", "data_dir", "cap_threads", "SMOKE_BANNER"]
+__all__ = ["setup", "folders", "data_dir", "cap_threads", "SMOKE_BANNER", "P", "ParameterError", "check_parameters",
+           "smoke_note"]
 
 SMOKE_BANNER = "smoke: pipeline check, numbers are not meaningful"
 
@@ -59,3 +63,126 @@ def setup(smoke: bool, output_dir: str | os.PathLike, figures_dir: str | os.Path
     output_dir, figures_dir = folders(output_dir, figures_dir)
     cap_threads()
     return output_dir, figures_dir, (data_dir(kind, data) if kind else None)
+
+
+class ParameterError(ValueError):
+    """A notebook parameter (papermill ``-p`` / ``-r``, or an edited parameters cell) of the wrong type or range.
+
+    Shown by IPython as its one line (no traceback) in the first output cell.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"ParameterError: {self}"]
+
+
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+@dataclass(frozen=True)
+class P:
+    """The rule of one notebook parameter: its type (bool, int, float, str, list), an inclusive range, whether
+    None is allowed, the allowed values, and the type of a list's items."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    none: bool = False
+    choices: tuple | None = None
+    items: type | None = None
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value`` converted where the intent is unambiguous (``"False"`` -> False, ``"3"`` -> 3), or
+        :class:`ParameterError` naming the parameter and what it accepts."""
+        if value is None:
+            if self.none:
+                return None
+            raise ParameterError(f"{name} = None, but it needs {self._what()}")
+        value = self._convert(name, value, self.kind)
+        if self.kind is list:
+            value = [self._bounded(f"{name}[{i}]", self._convert(f"{name}[{i}]", v, self.items or float))
+                     for i, v in enumerate(value)]
+            return value
+        return self._bounded(name, value)
+
+    def _what(self) -> str:
+        kind = {bool: "True or False", int: "an integer", float: "a number", str: "a string",
+                list: f"a list of {'integers' if self.items is int else 'numbers' if self.items in (float, None) else 'strings'}"}[self.kind]
+        rng = ""
+        if self.low is not None and self.high is not None:
+            rng = f" in [{self.low:g}, {self.high:g}]"
+        elif self.low is not None:
+            rng = f" >= {self.low:g}"
+        elif self.high is not None:
+            rng = f" <= {self.high:g}"
+        return kind + rng + (f" (one of {', '.join(map(repr, self.choices))})" if self.choices else "") + (
+            " or None" if self.none else "")
+
+    def _convert(self, name: str, value: Any, kind: type) -> Any:
+        bad = ParameterError(f"{name} = {value!r}, but it needs {self._what()}")
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+                return value.strip().lower() in _TRUE  # papermill -r passes "False" as text
+            raise bad
+        if kind is int:
+            if isinstance(value, bool):
+                raise bad
+            if isinstance(value, int):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str):
+                try:
+                    return int(value.strip())
+                except ValueError:
+                    raise bad from None
+            raise bad
+        if kind is float:
+            if isinstance(value, bool):
+                raise bad
+            if isinstance(value, (int, float)):
+                return float(value)
+            if isinstance(value, str):
+                try:
+                    return float(value.strip())
+                except ValueError:
+                    raise bad from None
+            raise bad
+        if kind is str:
+            if isinstance(value, (str, os.PathLike)):
+                return str(value)
+            raise bad
+        if kind is list:
+            if isinstance(value, (list, tuple)) and value:
+                return list(value)
+            raise bad
+        return value
+
+    def _bounded(self, name: str, value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParameterError(f"{name} = {value}, but it needs a finite number" + (
+                "" if self.low is None else f" >= {self.low:g}"))
+        if self.choices is not None and value not in self.choices:
+            raise ParameterError(f"{name} = {value!r}, but it needs one of {', '.join(map(repr, self.choices))}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                raise ParameterError(f"{name} = {value!r}, but it needs {self._what()}")
+        if isinstance(value, str) and self.kind is str and not value.strip() and not self.none:
+            raise ParameterError(f"{name} is empty, but it needs {self._what()}")
+        return value
+
+
+def check_parameters(namespace: dict[str, Any], **rules: P) -> None:
+    """Check (and convert in place) the notebook parameters named in ``rules`` in ``namespace`` (the notebook's
+    ``globals()``); the first mistake is a :class:`ParameterError`, one line in the first output cell."""
+    for name, rule in rules.items():
+        if name not in namespace:
+            raise ParameterError(f"{name}: the parameters cell does not define it")
+        namespace[name] = rule.check(name, namespace[name])
+
+
+def smoke_note(**replaced: Any) -> None:
+    """Say which parameters smoke mode replaced, and with what (nothing is overridden silently)."""
+    if replaced:
+        print("smoke mode uses " + ", ".join(f"{k} = {v!r}" for k, v in replaced.items()) + " instead of the parameters")

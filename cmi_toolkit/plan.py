@@ -122,9 +122,12 @@ def plan_status(spec: dict[str, Any], suite_file: str | Path | None, records: li
                 repo: Path = _REPO) -> dict[str, Any]:
     """The plan, its commit, whether it precedes every run, the deviations and the CPU time spent."""
     plan = parse_plan(spec, str(suite_file or "suite"))
+    seconds = [(r.get("timings", {}).get("train_s", 0) + r.get("timings", {}).get("eval_s", 0),
+                (r.get("provenance") or {}).get("threads") or 1) for r in records]
     status: dict[str, Any] = {"plan": plan, "commit": None, "precedes": None, "deviations": [],
-                              "cpu_hours": sum(r.get("timings", {}).get("train_s", 0) + r.get("timings", {}).get("eval_s", 0)
-                                               for r in records) / 3600}
+                              "cpu_hours": sum(s for s, _ in seconds) / 3600,
+                              "core_hours": sum(s * t for s, t in seconds) / 3600,
+                              "amendments": list(spec.get("amendments") or [])}
     if plan is None:
         return status
     commit = plan_commit(suite_file, repo) if suite_file else None
@@ -154,7 +157,13 @@ def plan_status(spec: dict[str, Any], suite_file: str | Path | None, records: li
                     and r.get("headline_metric") != plan.primary_metric[r["params"]["task"]]})
     if wrong:
         status["deviations"].append(f"tasks {wrong} report another headline metric than the plan's primary one")
-    if plan.budget_cpu_hours and status["cpu_hours"] > plan.budget_cpu_hours:
+    budget = next((a for a in reversed(status["amendments"]) if a.get("budget_machine_hours")), None)
+    if budget:  # an amendment counts the budget in hours of the whole machine: core-hours / its cores
+        status["machine_hours"] = status["core_hours"] / budget["machine_cores"]
+        if status["machine_hours"] > budget["budget_machine_hours"]:
+            status["deviations"].append(f"{status['machine_hours']:.2f} machine hours spent, over the amended "
+                                        f"budget of {budget['budget_machine_hours']:g}")
+    elif plan.budget_cpu_hours and status["cpu_hours"] > plan.budget_cpu_hours:
         status["deviations"].append(f"{status['cpu_hours']:.2f} CPU hours spent, over the plan's "
                                     f"{plan.budget_cpu_hours:g}")
     return status
@@ -177,8 +186,16 @@ def plan_lines(status: dict[str, Any]) -> list[str]:
     if plan.budget_cpu_hours:
         lines.append(f"- CPU budget: {plan.budget_cpu_hours:g} h planned, {status['cpu_hours']:.2f} h of training and "
                      "evaluation recorded so far")
+    if status.get("machine_hours") is not None:
+        budget = next(a for a in reversed(status["amendments"]) if a.get("budget_machine_hours"))
+        lines.append(f"- machine budget (amended): {budget['budget_machine_hours']:g} h of this "
+                     f"{budget['machine_cores']}-core machine planned, {status['machine_hours']:.2f} h recorded so far "
+                     f"({status['core_hours']:.2f} core-hours)")
     if plan.excluded:
         lines += [f"- not counted: {t} ({why})" for t, why in plan.excluded.items()]
+    for a in status.get("amendments") or []:
+        lines.append(f"- amendment of {a['date']} (before {a['before']}): {' '.join(a['change'].split())} "
+                     f"Why: {' '.join(a['why'].split())}")
     pre = status["precedes"]
     if status["commit"] is None:
         lines.append("- plan commit: unknown (the suite file is not in this repository's history)")

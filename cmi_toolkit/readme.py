@@ -113,7 +113,9 @@ def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = 
     from .search import search_file
 
     planned = suite_runs(spec, with_dependencies=True, results_root=root / "results")
-    have = {r["key"] for r in records}
+    from .results import record_store_key
+
+    have = {record_store_key(r) for r in records}
     done = sum(cfg.store_key() in have for cfg in planned) if planned else 0
     searches, all_searched = [], True
     for kind, conf in (spec.get("search") or {}).items():

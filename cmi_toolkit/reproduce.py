@@ -36,6 +36,21 @@ METHOD_LABELS = {"ce": "CE fine-tuning", "cmi": "CMI-minimised", "cmi_tuned": "C
                  "student": "student alone", "kd_ce": "student <- CE teacher", "kd_mcmi": "student <- MCMI teacher"}
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a mapping with the same key twice (PyYAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (lines {seen[key]} and {key_node.start_mark.line + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_suite(suite: str | os.PathLike) -> dict[str, Any]:
     """A suite by name (``cpu``, ``paper``: ``configs/<name>/suite.yaml``) or path."""
     path = Path(suite)
@@ -47,7 +62,9 @@ def load_suite(suite: str | os.PathLike) -> dict[str, Any]:
             f"no suite {suite!r} in {SUITE_DIR}: pass a suite YAML file or one of {known}"
             + ("" if known else " (the presets live in the repository's configs/ folder: install with pip install -e .)"))
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        spec = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except RecursionError:
+        raise ValueError(f"{path}: a YAML anchor refers to itself; write the values out") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
@@ -59,6 +76,14 @@ def load_suite(suite: str | os.PathLike) -> dict[str, Any]:
     for key in ("seeds", "tasks", "common"):
         if key not in spec:
             raise ValueError(f"{path}: suite lacks {key!r}; see configs/cpu/suite.yaml for the layout")
+    from .schemas import validate_suite
+
+    try:
+        validate_suite(spec)
+    except RecursionError:
+        raise ValueError(f"{path}: a YAML anchor refers to itself; write the values out") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}; fix the suite file (configs/cpu/suite.yaml shows the layout)") from None
     from .plan import parse_plan
 
     parse_plan(spec, str(path))  # a malformed plan is refused before anything runs
@@ -149,19 +174,19 @@ def arm_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list[i
     return out
 
 
-def _worker(args: tuple[list[RunConfig], str, str | None, str | None, int]) -> int:
+def _worker(args: tuple[list[RunConfig], str, str | None, str | None, int, bool | None]) -> int:
     import torch
 
-    runs, root, glue_dir, suite, threads = args
+    runs, root, glue_dir, suite, threads, keep_model = args
     torch.set_num_threads(threads)  # N workers share the cores instead of each taking all of them
     store = ResultStore(root)
     for cfg in runs:
-        execute(cfg, store, glue_dir=glue_dir, progress=False, suite=suite)
+        execute(cfg, store, glue_dir=glue_dir, progress=False, suite=suite, keep_model=keep_model)
     return len(runs)
 
 
 def execute_runs(runs: list[RunConfig], store: ResultStore, glue_dir: str | None = None, progress: bool = True,
-                 workers: int = 1, suite: str | None = None) -> list[dict[str, Any]]:
+                 workers: int = 1, suite: str | None = None, keep_model: bool | None = None) -> list[dict[str, Any]]:
     """Execute ``runs`` not yet in ``store`` (progress bar over runs) and return every record.
 
     ``workers > 1`` runs groups of runs that share a task and seed (so a teacher is trained once,
@@ -175,7 +200,7 @@ def execute_runs(runs: list[RunConfig], store: ResultStore, glue_dir: str | None
             groups[(cfg.task, cfg.seed)].append(cfg)
         with mp.get_context("spawn").Pool(workers) as pool:
             threads = max(1, (os.cpu_count() or 1) // workers)
-            jobs = [(g, str(store.root), glue_dir, suite, threads) for g in groups.values()]
+            jobs = [(g, str(store.root), glue_dir, suite, threads, keep_model) for g in groups.values()]
             for _ in tqdm(pool.imap_unordered(_worker, jobs), total=len(jobs), desc="run groups", disable=not progress):
                 pass
         return [store.load(cfg.store_key(glue_dir)) for cfg in runs]
@@ -183,7 +208,7 @@ def execute_runs(runs: list[RunConfig], store: ResultStore, glue_dir: str | None
     bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
     for cfg in bar:
         bar.set_postfix_str(f"{cfg.task}/{cfg.method}/seed{cfg.seed}")
-        records.append(execute(cfg, store, glue_dir=glue_dir, progress=False, suite=suite))
+        records.append(execute(cfg, store, glue_dir=glue_dir, progress=False, suite=suite, keep_model=keep_model))
     return records
 
 
@@ -224,7 +249,7 @@ def execute_with_papermill(runs: list[RunConfig], store: ResultStore, suite: str
 
 def run_suite(spec: dict[str, Any], store: ResultStore, glue_dir: str | None = None, progress: bool = True,
               workers: int = 1, executor: str = "package", suite: str | os.PathLike | None = None,
-              **select) -> list[dict[str, Any]]:
+              keep_model: bool | None = None, **select) -> list[dict[str, Any]]:
     """Execute the suite's missing runs; returns every record (finished ones are read, not rerun).
 
     ``executor="package"`` calls the package directly (``workers`` processes); ``"papermill"`` runs
@@ -239,7 +264,7 @@ def run_suite(spec: dict[str, Any], store: ResultStore, glue_dir: str | None = N
         raise ValueError(f"executor must be 'package' or 'papermill', got {executor!r}")
     name = str(spec.get("suite") or suite or "suite")
     store.check_writable()
-    return execute_runs(runs, store, glue_dir, progress, workers, suite=name)
+    return execute_runs(runs, store, glue_dir, progress, workers, suite=name, keep_model=keep_model)
 
 
 def _usable(record: dict[str, Any]) -> bool:

@@ -218,7 +218,9 @@ def run_suite_search(spec: dict[str, Any], kind: str, tasks: Sequence[str] | Non
     """Run the suite's declared ``search:`` of ``kind`` on each of its tasks; write each result; return them.
 
     ``search.minimiser`` / ``search.teacher``: ``grid`` (``cpu``) or ``candidates`` (``cpu``), ``rungs``
-    ([[epochs, [seeds]], ...]), ``eta``, ``tasks``. Base runs are the suite's own settings for the task.
+    ([[epochs, [seeds]], ...]), ``eta``, ``tasks`` and ``max_train_samples`` (the seeded subset of the training
+    set the search draws its train / held-out split from; default: the task's own). Base runs are the suite's
+    own settings for the task.
     """
     import json
 
@@ -234,6 +236,8 @@ def run_suite_search(spec: dict[str, Any], kind: str, tasks: Sequence[str] | Non
         if (tasks and task not in tasks) or (conf.get("tasks") and task not in conf["tasks"]):
             continue
         params = {k: v for k, v in (params or {}).items() if k not in ("teacher", "methods")}
+        if "max_train_samples" in conf:  # the search's own (smaller) seeded subset of the training set
+            params["max_train_samples"] = conf["max_train_samples"]
         base = RunConfig(**{**spec["common"], **params, "task": task, "method": "ce"})
         if kind == "minimiser":
             cands = candidates(CPU_GRID if conf.get("grid", "cpu") == "cpu" else conf["grid"])

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import sys
 
 import torch
@@ -85,13 +84,71 @@ class _NamedTermsMixin:
         super().log(logs, *args, **kwargs)
 
 
-def checkpoint_problem(folder: str | os.PathLike) -> str | None:
+MANIFEST = "manifest.json"
+#: what a resume restores besides the weights and the trainer state (torch zip archives)
+RESUME_FILES = ("optimizer.pt", "scheduler.pt")
+
+
+def _staging_name() -> str:
+    """This process's staging folder: two processes (or two identical commands) never share one; the ranks
+    of one torchrun job do (each writes its RNG state into the same staged checkpoint)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return f"{STAGING}-ddp-{os.environ.get('TORCHELASTIC_RUN_ID') or os.environ.get('MASTER_PORT', '0')}"
+    import socket
+
+    return f"{STAGING}-{socket.gethostname()}-{os.getpid()}"
+
+
+def write_manifest(folder: str | os.PathLike) -> None:
+    """Record every file of a staged checkpoint with its size (``manifest.json``): a resume then checks that
+    each one is there, whole."""
+    folder = str(folder)
+    files = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if name != MANIFEST:
+                path = os.path.join(root, name)
+                files[os.path.relpath(path, folder)] = os.path.getsize(path)
+    with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as fh:
+        json.dump({"files": files}, fh, indent=1, sort_keys=True)
+
+
+def _zip_problem(path: str) -> str | None:
+    """Why the torch archive at ``path`` cannot be loaded (None if its zip directory is whole)."""
+    import zipfile
+
+    if not os.path.isfile(path):
+        return f"no {os.path.basename(path)}"
+    if not zipfile.is_zipfile(path):
+        return f"{os.path.basename(path)} is truncated or not a torch archive"
+    return None
+
+
+def checkpoint_problem(folder: str | os.PathLike, required: tuple[str, ...] = ()) -> str | None:
     """Why ``folder`` is not a complete checkpoint (None if it is).
 
-    Complete: ``trainer_state.json`` parses, and ``model.safetensors`` holds every byte its header
-    promises (a truncated file is caught without loading it).
+    Complete: ``trainer_state.json`` parses, ``model.safetensors`` holds every byte its header promises
+    (a truncated file is caught without loading it), every file of its ``manifest.json`` is present with
+    the size it was written with, and the optimiser and scheduler states (plus ``required``, e.g. the
+    centroids of a CMI run) are present, whole torch archives.
     """
     folder = str(folder)
+    manifest = os.path.join(folder, MANIFEST)
+    if os.path.isfile(manifest):
+        try:
+            listed = json.loads(open(manifest, encoding="utf-8").read())["files"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return "manifest.json is unreadable"
+        for name, size in listed.items():
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path):
+                return f"no {name}"
+            if os.path.getsize(path) != size:
+                return f"{name} is truncated ({os.path.getsize(path)} of {size} bytes)"
+    for name in (*RESUME_FILES, *required):
+        problem = _zip_problem(os.path.join(folder, name))
+        if problem:
+            return problem
     state = os.path.join(folder, "trainer_state.json")
     weights = os.path.join(folder, "model.safetensors")
     if not os.path.isfile(state):
@@ -102,23 +159,14 @@ def checkpoint_problem(folder: str | os.PathLike) -> str | None:
         return "trainer_state.json is not valid JSON"
     if not os.path.isfile(weights):
         return "no model.safetensors"
-    size = os.path.getsize(weights)
-    try:
-        with open(weights, "rb") as fh:
-            (header_len,) = struct.unpack("<Q", fh.read(8))
-            if header_len > size - 8:
-                return "model.safetensors is truncated (header)"
-            header = json.loads(fh.read(header_len))
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    except (struct.error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        return "model.safetensors has an unreadable header"
-    if 8 + header_len + end > size:
-        return f"model.safetensors is truncated ({size} of {8 + header_len + end} bytes)"
-    return None
+    from .models import safetensors_problem
+
+    return safetensors_problem(weights)
 
 
-def last_complete_checkpoint(output_dir: str | os.PathLike, notify=None) -> str | None:
-    """The newest complete ``checkpoint-N`` under ``output_dir``; incomplete ones are skipped with a notice."""
+def last_complete_checkpoint(output_dir: str | os.PathLike, notify=None, required: tuple[str, ...] = ()) -> str | None:
+    """The newest complete ``checkpoint-N`` under ``output_dir`` (:func:`checkpoint_problem`, with ``required``
+    files); incomplete ones are skipped with a notice, so the previous complete one (or a fresh start) is used."""
     notify = notify or (lambda msg: print(msg, file=sys.stderr))
     if not os.path.isdir(output_dir):
         return None
@@ -126,7 +174,7 @@ def last_complete_checkpoint(output_dir: str | os.PathLike, notify=None) -> str 
                     and os.path.isdir(os.path.join(output_dir, name))), reverse=True)
     for _, name in found:
         path = os.path.join(output_dir, name)
-        problem = checkpoint_problem(path)
+        problem = checkpoint_problem(path, required)
         if problem is None:
             return path
         notify(f"notice: skipping incomplete checkpoint {path} ({problem})")
@@ -143,7 +191,7 @@ class _AtomicCheckpointMixin:
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
         run_dir = self._get_output_dir(trial=trial)
-        staging = os.path.join(run_dir, STAGING)
+        staging = os.path.join(run_dir, _staging_name())
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         if self.args.should_save:
             shutil.rmtree(staging, ignore_errors=True)
@@ -152,10 +200,15 @@ class _AtomicCheckpointMixin:
             super()._save_checkpoint(model, trial)
             if self.args.should_save:
                 self._extra_checkpoint_state(os.path.join(staging, name))
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise OSError(f"{run_dir}: cannot write checkpoint {name} ({exc.strerror or exc}); free space or "
+                          "pass --results_dir on a disk with room, then run the same command again") from None
         finally:
             self.args.output_dir = run_dir
         self.accelerator.wait_for_everyone()  # every rank has written its RNG state into the staged folder
         if self.args.should_save:
+            write_manifest(os.path.join(staging, name))
             final = os.path.join(run_dir, name)
             if os.path.isdir(final):
                 shutil.rmtree(final)
@@ -210,6 +263,11 @@ class CMITrainer(_AtomicCheckpointMixin, _NamedTermsMixin, Trainer):
         if self.active:
             self.add_callback(CentroidCallback(self))
 
+    @property
+    def resume_files(self) -> tuple[str, ...]:
+        """Files a checkpoint of this trainer needs besides the Trainer's own (the centroids when active)."""
+        return ("centroids.pt",) if self.active else ()
+
     def _extra_checkpoint_state(self, folder: str) -> None:
         if self.active:
             torch.save(self.centroids.state_dict(), os.path.join(folder, "centroids.pt"))
@@ -218,9 +276,14 @@ class CMITrainer(_AtomicCheckpointMixin, _NamedTermsMixin, Trainer):
         """As ``Trainer.train``; a resumed run also restores the centroids saved with its checkpoint."""
         folder = resume_from_checkpoint
         if folder is True:
-            folder = last_complete_checkpoint(self.args.output_dir)
-        if isinstance(folder, str) and os.path.isfile(os.path.join(folder, "centroids.pt")):
-            self.centroids.load_state_dict(torch.load(os.path.join(folder, "centroids.pt")))
+            folder = last_complete_checkpoint(self.args.output_dir, required=self.resume_files)
+            resume_from_checkpoint = folder
+        if isinstance(folder, str) and self.active:
+            path = os.path.join(folder, "centroids.pt")
+            if not os.path.isfile(path):  # fresh centroids would change the run without a word
+                raise FileNotFoundError(f"{folder}: no centroids.pt to resume this CMI run from; delete the "
+                                        "checkpoint folder to start the run afresh")
+            self.centroids.load_state_dict(torch.load(path))
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def compute_loss(self, model: nn.Module, inputs, return_outputs: bool = False, num_items_in_batch=None):

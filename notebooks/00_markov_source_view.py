@@ -88,10 +88,13 @@ import torch
 
 from cmi_toolkit.information import class_centroids
 from cmi_toolkit.markov import SyntheticMarkovSource, estimator_bias
-from cmi_toolkit.notebook import setup
+from cmi_toolkit.notebook import P, check_parameters, setup
 from cmi_toolkit.results import write_json
 from cmi_toolkit.viz import convergence_figure, show_figure
 
+# every parameter checked (type, range) before anything runs: a mistake is one line here
+check_parameters(globals(), smoke=P(bool), seed=P(int, low=0), alphabet_size=P(int, low=2, high=26), order=P(int, low=1, high=6),
+                 length=P(int, low=1, high=64), output_dir=P(str), figures_dir=P(str))
 output_dir, figures_dir, _ = setup(smoke, output_dir, figures_dir)  # smoke banner, folders, at most 4 threads
 
 # %% [markdown]

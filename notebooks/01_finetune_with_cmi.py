@@ -56,9 +56,14 @@ output_dir = "outputs/01_finetune_with_cmi"
 figures_dir = "../figures"
 
 # %%
-from cmi_toolkit.notebook import setup
+from cmi_toolkit.notebook import P, check_parameters, setup, smoke_note
 from cmi_toolkit.results import write_json
 
+# every parameter checked (type, range) before anything runs: a mistake is one line here
+check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), lambdas=P(list, low=0), seeds=P(list, low=0, items=int),
+                 space=P(str, choices=("feature", "output")), temperature=P(float, low=1e-6),
+                 centroid_mode=P(str, choices=("fixed", "epoch", "ema")), results_dir=P(str), train_missing=P(bool),
+                 glue_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str))
 # smoke banner, output folders, at most 4 torch threads, the GLUE folder (argument, env or ../../shared)
 output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue", glue_dir)
 
@@ -72,6 +77,7 @@ from cmi_toolkit.widgets import LambdaExplorer, interactive, progress_callback, 
 
 if smoke:  # tiny models in a scratch store, one seed, three lambdas
     lambdas, seeds, results_dir = [0.0, 0.1, 1.0], seeds[:1], str(output_dir / "lab_store")
+    smoke_note(lambdas=lambdas, seeds=seeds, results_dir=results_dir)
 settings = dict(task=task, model=model, space=space, temperature=temperature, centroid_mode=centroid_mode)
 
 # %% [markdown]

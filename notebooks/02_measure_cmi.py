@@ -48,9 +48,12 @@ output_dir = "outputs/02_measure_cmi"
 figures_dir = "../figures"
 
 # %%
-from cmi_toolkit.notebook import setup
+from cmi_toolkit.notebook import P, check_parameters, setup
 from cmi_toolkit.results import write_json
 
+# every parameter checked (type, range) before anything runs: a mistake is one line here
+check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), temperature=P(float, low=1e-6), seed=P(int, low=0),
+                 glue_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str))
 # smoke banner, output folders, at most 4 torch threads, the GLUE folder (argument, env or ../../shared)
 output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue", glue_dir)
 

@@ -56,9 +56,12 @@ output_dir = "outputs/03_centroids_and_clusters"
 figures_dir = "../figures"
 
 # %%
-from cmi_toolkit.notebook import setup
+from cmi_toolkit.notebook import P, check_parameters, setup, smoke_note
 from cmi_toolkit.results import write_json
 
+# every parameter checked (type, range) before anything runs: a mistake is one line here
+check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), cmi_weight=P(float, low=0), temperature=P(float, low=1e-6),
+                 seed=P(int, low=0), results_dir=P(str), train_missing=P(bool), glue_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str))
 # smoke banner, output folders, at most 4 torch threads, the GLUE folder (argument, env or ../../shared)
 output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue", glue_dir)
 
@@ -70,6 +73,7 @@ from cmi_toolkit.viz import cluster_figure, fpdc_heatmap, kl_histograms, show_fi
 
 if smoke:
     results_dir = str(output_dir / "lab_store")
+    smoke_note(results_dir=results_dir)
 views = {}
 for name, lam in (("CE", 0.0), ("CMI", cmi_weight)):
     cfg = lab.lab_config(lam, seed, smoke, task=task, model=model, temperature=temperature)

@@ -50,9 +50,12 @@ output_dir = "outputs/04_teacher_student_kd"
 figures_dir = "../figures"
 
 # %%
-from cmi_toolkit.notebook import setup
+from cmi_toolkit.notebook import P, check_parameters, setup, smoke_note
 from cmi_toolkit.results import write_json
 
+# every parameter checked (type, range) before anything runs: a mistake is one line here
+check_parameters(globals(), smoke=P(bool), task=P(str), suite=P(str), methods=P(list, items=str), seeds=P(list, low=0, items=int),
+                 glue_dir=P(str, none=True), results_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str))
 # smoke banner, output folders, at most 4 torch threads, the GLUE folder (argument, env or ../../shared)
 output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue", glue_dir)
 
@@ -66,6 +69,7 @@ from cmi_toolkit.viz import grouped_intervals, show_figure
 overrides = dict(max_train_samples=128, max_eval_samples=100, epochs=1, batch_size=16) if smoke else {}
 if smoke:
     seeds = seeds[:1]
+    smoke_note(seeds=seeds, **overrides)
 store = ResultStore(results_dir or output_dir)
 spec = load_suite(suite)
 runs = suite_runs(spec, tasks=[task], seeds=seeds, methods=methods, overrides=overrides)

@@ -65,15 +65,19 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from cmi_toolkit.cot import VARIANTS, cot_table, load_cot, run_cot_suite, variant_of
-from cmi_toolkit.notebook import setup
+from cmi_toolkit.notebook import P, check_parameters, setup, smoke_note
 from cmi_toolkit.results import write_json
 from cmi_toolkit.viz import grouped_intervals, show_figure
 
+# every parameter checked (type, range) before anything runs: a mistake is one line here
+check_parameters(globals(), smoke=P(bool), dataset=P(str, choices=("cqa", "svamp")), preset=P(str), seeds=P(list, low=0, items=int),
+                 cot_dir=P(str, none=True), results_dir=P(str), output_dir=P(str), figures_dir=P(str))
 # smoke banner, output folders, at most 4 torch threads, the CoT folder (argument, env or ../../shared)
 output_dir, figures_dir, cot_dir = setup(smoke, output_dir, figures_dir, "cot", cot_dir)
 overrides = dict(max_train_samples=48, max_eval_samples=16, epochs=1, batch_size=16, max_rationale_length=48) if smoke else {}
 if smoke:
     seeds = seeds[:1]
+    smoke_note(seeds=seeds, **overrides)
 
 # %% [markdown]
 # ## The data: a question, its label and the LLM's rationale

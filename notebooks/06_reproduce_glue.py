@@ -63,6 +63,10 @@ output_dir = "outputs/06_reproduce_glue"
 figures_dir = "../figures"
 
 # %%
+from cmi_toolkit.notebook import P, check_parameters
+
+# every parameter checked (type, range) before anything runs: a mistake is one line here
+check_parameters(globals(), smoke=P(bool), suite=P(str), results_dir=P(str), output_dir=P(str), figures_dir=P(str))
 if smoke:
     print("smoke: pipeline check, numbers are not meaningful")
 from pathlib import Path

@@ -111,7 +111,9 @@ def test_result_store_atomic_and_corrupt(tmp_path):
     store = ResultStore(tmp_path)
     key = run_key({"a": 1, "b": [1, 2]})
     assert key == run_key({"b": [1, 2], "a": 1}) and key != run_key({"a": 2, "b": [1, 2]})
-    store.save(key, {"params": {"a": 1}, "metrics": {"accuracy": 0.5}})
+    record = {"params": {"task": "sst2", "method": "ce", "seed": 0},
+              "metrics": {"accuracy": 0.5, "feature_cmi": 0.1, "output_cmi": 0.2}}
+    store.save(key, record)
     assert store.load(key)["metrics"]["accuracy"] == 0.5
     assert not list(tmp_path.rglob("*.tmp"))
     store.path("bad").write_text('{"params": {"a": 1}, "metr')

@@ -12,6 +12,9 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 
 __all__ = ["COT_DIR_ENV", "COUNTS", "LETTERS", "CoTFormatError", "load_cot", "rationale_of", "teacher_answer"]
 
@@ -91,10 +94,38 @@ def rationale_of(completion: str) -> str:
     return re.split(r"\n\s*\n", completion.strip(), maxsplit=1)[0].strip()
 
 
+class CQARow(BaseModel):
+    """One CommonsenseQA row: the question, its answer text and the five choices."""
+
+    model_config = ConfigDict(extra="allow")
+    question: StrictStr
+    answer: StrictStr
+    choices: list[StrictStr] = Field(min_length=5, max_length=5)
+
+
+class SVAMPRow(BaseModel):
+    """One SVAMP row: the problem and the arithmetic expression that answers it."""
+
+    model_config = ConfigDict(extra="allow")
+    input: StrictStr
+    label: StrictStr | StrictInt | StrictFloat
+
+
+def _check_row(schema: type[BaseModel], row: Any, where: str) -> None:
+    from ..schemas import first_error
+
+    if not isinstance(row, dict):
+        raise CoTFormatError(f"{where}: a row is a JSON object, got {type(row).__name__}")
+    try:
+        schema.model_validate(row)
+    except ValidationError as exc:
+        raise CoTFormatError(f"{where}: {first_error(exc)} (a {schema.__name__[:-3]} row needs "
+                             f"{', '.join(schema.model_fields)})") from None
+
+
 def _cqa_input(row: dict, where: str) -> str:
-    choices = row.get("choices")
-    if not isinstance(choices, list) or len(choices) != 5 or "question" not in row or "answer" not in row:
-        raise CoTFormatError(f"{where}: a CQA row needs question, answer and 5 choices")
+    _check_row(CQARow, row, where)
+    choices = row["choices"]
     return row["question"].strip() + "\nAnswer Choices:\n" + "\n".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(choices))
 
 
@@ -111,8 +142,18 @@ def teacher_answer(dataset: str, completion: str, choices: list[str] | None = No
             return ""
         index = LETTERS.index(m.group(1).lower())
         return choices[index] if choices and index < len(choices) else m.group(2).strip()
-    m = re.search(r"answer is \((.+)\)\s*\.?\s*$", text, flags=re.IGNORECASE | re.DOTALL)
-    return m.group(1).strip() if m else ""
+    # "answer is (<expression>)" closing the rationale (optionally with a full stop), found in linear time: the
+    # end is checked first, then the first "answer is (" (a backtracking pattern was quadratic on a long row
+    # that repeats "answer is (" without a closing bracket)
+    tail = text.rstrip()
+    if tail.endswith("."):
+        tail = tail[:-1].rstrip()
+    if not tail.endswith(")"):
+        return ""
+    m = re.search(r"answer is \(", tail, flags=re.IGNORECASE)
+    if not m or m.end() > len(tail) - 2:
+        return ""
+    return tail[m.end():-1].strip()
 
 
 def load_cot(dataset: str, source: str | os.PathLike | None = None, check_counts: bool = True):
@@ -144,8 +185,7 @@ def load_cot(dataset: str, source: str | os.PathLike | None = None, check_counts
             choices = [[str(c).strip() for c in r["choices"]] for r in rows]
         else:
             for i, r in enumerate(rows):
-                if "input" not in r or "label" not in r:
-                    raise CoTFormatError(f"{path}, example {i + 1}: a SVAMP row needs input and label")
+                _check_row(SVAMPRow, r, f"{path}, example {i + 1}")
             inputs = [r["input"].strip() for r in rows]
             labels = [str(r["label"]).strip() for r in rows]
             choices = None

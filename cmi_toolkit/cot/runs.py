@@ -188,7 +188,7 @@ def run_cot_suite(dataset: str = "cqa", preset: str = "cpu", seeds: tuple[int, .
     """Every (variant, seed) run of a preset, skipping those already in the store; returns the records."""
     from tqdm.auto import tqdm
 
-    from ..results import ResultStore, run_key
+    from ..results import ResultStore, legacy_run_key, run_key
     from .data import _cot_root
 
     if preset not in PRESETS:
@@ -204,8 +204,10 @@ def run_cot_suite(dataset: str = "cqa", preset: str = "cpu", seeds: tuple[int, .
     records = []
     for cfg in tqdm(configs, desc=f"CoT {dataset}", disable=not progress):
         params = {k: v for k, v in cfg.__dict__.items() if k != "bf16" or v}  # fp32 runs keep their keys
-        key = run_key({"kind": "cot", "eval_version": EVAL_VERSION, "data": data, **params})
-        record = store.load(key)
+        identity = {"kind": "cot", "eval_version": EVAL_VERSION, "data": data, **params}
+        key = run_key(identity)
+        # a record filed before numbers were canonicalised (epochs 5.0 and 5 are one run) is the same run
+        record = store.load(key) or store.load(legacy_run_key(identity))
         if record is None:
             record = {**run_cot(cfg, source, progress=False), "key": key, "preset": preset, "data": {"digest": data}}
             store.save(key, record)

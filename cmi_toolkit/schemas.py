@@ -1,0 +1,206 @@
+"""Declared schemas of the files the kit reads but did not necessarily write: run records and suite files.
+
+Each is a pydantic model; :func:`validate_record` and :func:`validate_suite` turn the first violation into
+one sentence naming the key (``params.seed: expected an integer, got '0'``) so that the caller can prefix
+the file and say how to fix it. The kit's own writers produce exactly these shapes; a record or suite file
+edited by hand, truncated, or written by another tool is refused instead of silently dropped or misread.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+__all__ = ["GlueRecord", "CoTRecord", "SuiteFile", "validate_record", "validate_suite", "first_error"]
+
+Number = StrictInt | StrictFloat
+
+
+def first_error(exc: ValidationError) -> str:
+    """``where: what`` of a pydantic error, e.g. ``params.seed: Input should be a valid integer``."""
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err["loc"]) or "(top level)"
+    value = err.get("input")
+    shown = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+    msg = re.sub(r" or instance of \w+", "", err["msg"])
+    if err["type"] == "missing":
+        return f"{where}: missing"
+    if err["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    return f"{where}: {msg[0].lower() + msg[1:]}, got {shown}"
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    seed: StrictInt
+
+
+class GlueParams(_Params):
+    task: StrictStr
+    method: Literal["ce", "cmi", "mcmi", "student", "kd_ce", "kd_mcmi"]
+
+
+class GlueMetrics(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    accuracy: Number
+    feature_cmi: Number
+    output_cmi: Number
+
+
+class GlueRecord(BaseModel):
+    """A GLUE run record (``runs/<key>.json``) as :func:`~cmi_toolkit.experiments.execute` writes it."""
+
+    model_config = ConfigDict(extra="allow")
+    key: StrictStr | None = None
+    suite: StrictStr | None = None
+    also_suites: list[StrictStr] = Field(default_factory=list)
+    params: GlueParams
+    metrics: GlueMetrics
+    headline_metric: StrictStr | None = None
+    checks: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    predictions: dict[str, Any] | None = None
+    timings: dict[str, Number] | None = None
+    provenance: dict[str, Any] | None = None
+
+
+class CoTParams(_Params):
+    dataset: StrictStr
+    mode: StrictStr
+
+
+class CoTRecord(BaseModel):
+    """A chain-of-thought run record (``results/cot/runs/<key>.json``)."""
+
+    model_config = ConfigDict(extra="allow")
+    key: StrictStr | None = None
+    params: CoTParams
+    metrics: dict[str, Any]
+
+
+def validate_record(record: dict[str, Any], schema: type[BaseModel] | None = None) -> None:
+    """Raise ValueError (``key: problem``) unless ``record`` fits ``schema`` (default: by its parameters,
+    :class:`CoTRecord` when they name a ``dataset``, else :class:`GlueRecord`); a headline metric must be
+    one of the metrics."""
+    if schema is None:
+        params = record.get("params")
+        schema = CoTRecord if isinstance(params, dict) and "dataset" in params else GlueRecord
+    try:
+        schema.model_validate(record)
+    except ValidationError as exc:
+        raise ValueError(first_error(exc)) from None
+    head = record.get("headline_metric")
+    if head is not None and head not in record["metrics"]:
+        raise ValueError(f"headline_metric: {head!r} is not among the metrics")
+
+
+# ---------------------------------------------------------------------------------------------- suites
+
+class SuiteTask(BaseModel):
+    """A task's entry under ``tasks:``: run settings (checked by RunConfig) plus ``methods`` and ``teacher``."""
+
+    model_config = ConfigDict(extra="allow")
+    methods: list[StrictStr] | None = None
+    teacher: dict[str, Any] | Literal["search"] | None = None
+
+
+class SuiteArm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: StrictStr
+    method: StrictStr
+    settings: Literal["search"] | dict[str, Any] | None = None
+    tasks: dict[str, dict[str, Any]] | None = None
+
+
+class SuiteFamily(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: StrictStr
+    baseline: StrictStr
+    tasks: list[StrictStr]
+
+
+class Amendment(BaseModel):
+    """A change to a pre-registered suite made after its plan's commit: when, before which runs, why, what."""
+
+    model_config = ConfigDict(extra="forbid")
+    date: StrictStr
+    before: StrictStr
+    why: StrictStr
+    change: StrictStr
+    budget_machine_hours: Number | None = None
+    machine_cores: StrictInt | None = None
+    budget_estimate_core_s: dict[str, Number] | None = None
+
+
+class SuiteFile(BaseModel):
+    """A suite file (``configs/<suite>/suite.yaml``); unknown top-level keys are refused (a typo would
+    otherwise be ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+    suite: StrictStr | None = None
+    description: StrictStr | None = None
+    seeds: list[StrictInt] = Field(min_length=1)
+    tasks: dict[StrictStr, SuiteTask | None] = Field(min_length=1)
+    common: dict[StrictStr, Any]
+    finetune_methods: list[StrictStr] = Field(default_factory=list)
+    distill_methods: list[StrictStr] = Field(default_factory=list)
+    teacher: dict[str, Any] | Literal["search"] | None = None
+    arms: list[SuiteArm] | None = None
+    family: list[SuiteFamily] | None = None
+    search: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
+    equivalence: dict[str, Any] | None = None
+    amendments: list[Amendment] | None = None
+    notes: StrictStr | None = None
+    hub: StrictBool | None = None
+    fallback: dict[str, Any] | None = None
+
+
+def validate_suite(spec: Any) -> None:
+    """Raise ValueError (``key: problem``) unless ``spec`` fits :class:`SuiteFile` and every run setting
+    (``common``, each task's settings, the teacher's) is a field of the run with a value of its type."""
+    if not isinstance(spec, dict):
+        raise ValueError("a suite is a YAML mapping with seeds, tasks and common")
+    try:
+        SuiteFile.model_validate(spec)
+    except ValidationError as exc:
+        raise ValueError(first_error(exc)) from None
+    settings = [("common", spec["common"])]
+    for task, entry in spec["tasks"].items():
+        extra = {k: v for k, v in (entry or {}).items() if k not in ("methods", "teacher")}
+        settings.append((f"tasks.{task}", extra))
+        if isinstance((entry or {}).get("teacher"), dict):
+            settings.append((f"tasks.{task}.teacher", entry["teacher"]))
+    if isinstance(spec.get("teacher"), dict):
+        settings.append(("teacher", spec["teacher"]))
+    for where, values in settings:
+        check_run_settings(values, where)
+
+
+def check_run_settings(values: dict[str, Any], where: str) -> None:
+    """Each key of ``values`` is a RunConfig field and its value has the field's type
+    (:func:`~cmi_toolkit.experiments.field_type_problem`)."""
+    import dataclasses
+
+    from .experiments import RunConfig, field_type_problem
+
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    for name, value in values.items():
+        if name not in fields:
+            raise ValueError(f"{where}.{name}: unknown run setting (known: {', '.join(sorted(fields))})")
+        if name == "student_layers" and isinstance(value, int):
+            value = str(value)  # YAML reads a single layer as a number
+        problem = field_type_problem(name, value)
+        if problem:
+            raise ValueError(f"{where}.{name}: {problem}")

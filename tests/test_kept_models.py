@@ -1,0 +1,122 @@
+"""A trained model is a first-class output: keep it, score it on any labelled file, find its run by what it is."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cmi_toolkit import cli
+from cmi_toolkit.cli import main
+
+from .test_cli_errors import _one_line_error
+from .test_training import _easy_sst2
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model_dir):
+    """CE and CMI trained with the CLI on a learnable SST-2 fixture, both models kept (the README's workflow)."""
+    root = tmp_path_factory.mktemp("kept")
+    glue = _easy_sst2(root / "glue", n=32)
+    store = root / "r"
+    keys = {}
+    for method in ("ce", "cmi"):
+        argv = ["train", "--model", str(tiny_model_dir), "--glue_dir", str(glue), "--results_dir", str(store),
+                "--method", method, "--max_train_samples", "all", "--epochs", "2", "--batch_size", "8",
+                "--learning_rate", "3e-3", "--warmup_ratio", "0", "--keep_model"]
+        if method == "cmi":
+            argv += ["--cmi_weight", "0.05", "--temperature", "0.5"]
+        assert main(argv) == 0
+        (path,) = [p for p in (store / "runs").glob("*.json") if json.loads(p.read_text())["params"]["method"] == method]
+        keys[method] = path.stem
+    # the user's own labelled file: the dev rows as CSV with label names
+    rows = (glue / "SST-2" / "dev.tsv").read_text().splitlines()[1:]
+    csv = root / "mine.csv"
+    csv.write_text("text,label\n" + "\n".join(f'"{r.split(chr(9))[0]}",{"positive" if r.endswith("1") else "negative"}'
+                                               for r in rows) + "\n")
+    return {"root": root, "glue": glue, "store": store, "keys": keys, "csv": csv}
+
+
+def test_kept_models_score_a_file_as_their_records_say(trained, capsys):
+    store, keys = trained["store"], trained["keys"]
+    for key in keys.values():
+        folder = store / "models" / key
+        card = json.loads((folder / "card.json").read_text())
+        assert card["key"] == key and card["kept_by"] == "request" and (folder / "tokenizer.json").is_file()
+    out = trained["root"] / "eval.json"
+    capsys.readouterr()
+    assert main(["evaluate", "--model", f"{keys['cmi']},{keys['ce']}", "--data", str(trained["csv"]), "--task", "sst2",
+                 "--text_columns", "text", "--results_dir", str(store), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "bootstrap interval over examples" in printed and "McNemar" in printed
+    result = json.loads(out.read_text())
+    for entry, method in zip(result["models"], ("cmi", "ce"), strict=True):
+        record = json.loads((store / "runs" / f"{keys[method]}.json").read_text())
+        for metric in ("accuracy", "feature_cmi", "output_cmi"):
+            assert entry[metric] == record["metrics"][metric], (method, metric)  # the same dev rows, bit for bit
+        assert entry["predictions"]["pred"] == record["predictions"]["pred"]
+    assert result["comparison"]["metric"] == "accuracy"
+
+
+def test_predict_writes_labels_and_probabilities(trained):
+    rows = trained["root"] / "unlabelled.jsonl"
+    rows.write_text('{"sentence": "the film was great indeed"}\n{"sentence": "the film was awful indeed"}\n')
+    out = trained["root"] / "pred.tsv"
+    assert main(["predict", "--model", trained["keys"]["ce"], "--data", str(rows), "--results_dir",
+                 str(trained["store"]), "--output", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "idx\tprediction\tp_negative\tp_positive" and len(lines) == 3
+    assert all(abs(sum(map(float, line.split("\t")[2:])) - 1) < 1e-5 for line in lines[1:])
+
+
+@pytest.mark.parametrize("content, extra, expected", [
+    ("text,label\nthe film was good,maybe\n", ["--text_columns", "text"], "line 2: unknown label 'maybe'"),
+    ("words,label\nthe film was good,positive\n", [], "no text column(s) ['sentence']"),
+    ("sentence,label\nthe film was good,entailment\n", [], "unknown label 'entailment'"),
+    ("sentence\nthe film was good\n", [], "no label column 'label'"),
+])
+def test_a_file_that_does_not_fit_is_one_named_line(trained, capsys, tmp_path, content, extra, expected):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    line = _one_line_error(capsys, ["evaluate", "--model", trained["keys"]["ce"], "--data", str(path),
+                                    "--results_dir", str(trained["store"]), *extra])
+    assert str(path) in line and expected in line
+
+
+def test_another_tasks_model_is_refused(trained, capsys):
+    line = _one_line_error(capsys, ["evaluate", "--model", trained["keys"]["ce"], "--task", "mnli", "--data",
+                                    str(trained["csv"]), "--results_dir", str(trained["store"])])
+    assert "head has 2 labels, the task has 3" in line
+
+
+def test_runs_finds_a_run_by_its_fields_and_prunes_nothing_requested(trained, capsys):
+    capsys.readouterr()
+    assert main(["runs", "--results_dir", str(trained["store"]), "--method", "cmi", "--cmi_weight", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert trained["keys"]["cmi"] in out and trained["keys"]["ce"] not in out and "kept" in out
+    assert main(["runs", "--results_dir", str(trained["store"]), "--method", "cmi", "--keys"]) == 0
+    assert capsys.readouterr().out.strip() == trained["keys"]["cmi"]
+    assert main(["runs", "--results_dir", str(trained["store"]), "--method", "cmi", "--seed", "1"]) == 0
+    assert "0 run(s)" in capsys.readouterr().out
+    orphan = trained["store"] / "models" / "0123456789abcdef"
+    orphan.mkdir()
+    assert main(["runs", "--results_dir", str(trained["store"]), "--prune_models"]) == 0
+    out = capsys.readouterr().out
+    assert "1 kept model(s) removed" in out and not orphan.exists()
+    assert all((trained["store"] / "models" / k).is_dir() for k in trained["keys"].values())  # kept on request
+
+
+def test_preset_lab_gives_the_notebooks_key(monkeypatch, capsys):
+    from cmi_toolkit import lab
+
+    seen = {}
+
+    def fake_execute(cfg, store, **kw):
+        seen["cfg"] = cfg
+        raise SystemExit(0)
+
+    monkeypatch.setattr("cmi_toolkit.experiments.execute", fake_execute)
+    with pytest.raises(SystemExit):
+        cli._run_one(["--preset", "lab", "--method", "cmi"], ("ce", "cmi"))
+    assert seen["cfg"].key == lab.lab_config(0.1).key
+    assert "lab" in cli._preset_names() and "cpu_verdict" in cli._preset_names()
