@@ -43,11 +43,12 @@ def _write_plotlyjs(folder: Path) -> Path:
     return target
 
 
-def show_figure(fig, name: str, figures_dir: str | os.PathLike = "figures") -> dict[str, Path]:
+def show_figure(fig, name: str, figures_dir: str | os.PathLike = "figures") -> None:
     """:func:`save_figure`, then display ``fig`` with its PNG as a fallback in the same output.
 
     The output carries the plotly figure (JupyterLab draws it, interactive) and, when a PNG could be
-    written, the PNG too: GitHub and nbviewer, which run no JavaScript, show the picture.
+    written, the PNG too: GitHub and nbviewer, which run no JavaScript, show the picture. Nothing is
+    returned, so a notebook cell ending with it echoes no paths (:func:`save_figure` returns them).
     """
     import base64
     import json
@@ -59,7 +60,6 @@ def show_figure(fig, name: str, figures_dir: str | os.PathLike = "figures") -> d
     if "png" in out:
         bundle["image/png"] = base64.b64encode(out["png"].read_bytes()).decode()
     display(bundle, raw=True)
-    return out
 
 
 def grouped_intervals(groups: Sequence[str], series: dict[str, Sequence[float | None]],
