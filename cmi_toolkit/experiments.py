@@ -190,7 +190,12 @@ def field_type_problem(name: str, value: Any) -> str | None:
 
 
 def _check_types(cfg: RunConfig) -> None:
+    """Every field of the type it is declared with (NumPy scalars become Python numbers first, so that the
+    key hashes 3, not "3")."""
     for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if hasattr(value, "item") and type(value).__module__ == "numpy":
+            setattr(cfg, f.name, value.item())
         problem = field_type_problem(f.name, getattr(cfg, f.name))
         if problem:
             raise ValueError(f"--{f.name}: {problem}")

@@ -175,10 +175,13 @@ def test_damage_in_another_suites_record_does_not_block_a_report(tmp_path):
 # ------------------------------------------------------------------------------------------------ one key
 
 def test_one_run_has_one_key_across_entry_points():
+    import numpy as np
+
     from cmi_toolkit import lab
     from cmi_toolkit.cli import StoreArgs, _parser
 
     assert RunConfig(epochs=3).key == RunConfig(epochs=3.0).key
+    assert RunConfig(seed=np.int64(1), epochs=np.float32(3)).key == RunConfig(seed=1, epochs=3).key
     assert RunConfig(kd_temperature=4, method="kd_ce").key == RunConfig(kd_temperature=4.0, method="kd_ce").key
     cli_cfg, _ = _parser((RunConfig, StoreArgs)).parse_args_into_dataclasses(
         ["--method", "ce", "--epochs", "3", "--max_train_samples", "2000"])
