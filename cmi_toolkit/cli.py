@@ -379,15 +379,17 @@ def _run_one(argv: list[str], allowed: tuple[str, ...]) -> int:
 
 
 def _say_model(store, record: dict, requested: bool) -> None:
-    """Where the run's model is kept (or that it is not, and how to keep it)."""
+    """Where the run's model is kept (or that it is not, and how to keep it), on stderr: stdout stays the
+    record's JSON for scripts."""
     folder = store.root / "models" / record["key"]
     if (folder / "config.json").is_file():
-        print(f"model kept in {folder} (`cmi-toolkit evaluate --model {record['key']} --data FILE` scores it)")
+        print(f"model kept in {folder} (`cmi-toolkit evaluate --model {record['key']} --data FILE` scores it)",
+              file=sys.stderr)
     elif requested:
         print(f"warning: run {record['key']} was recorded before without its model; delete {store.path(record['key'])} "
               "and run again with --keep_model to keep it", file=sys.stderr)
     else:
-        print(f"model not kept (pass --keep_model to keep it in {folder})")
+        print(f"model not kept (pass --keep_model to keep it in {folder})", file=sys.stderr)
 
 
 def _preset_names() -> list[str]:
