@@ -240,7 +240,8 @@ def random_effects(effects: Sequence[float], std_errors: Sequence[float], confid
 
     Each study (task) i gives an effect e_i with standard error s_i; tau^2 is the between-task variance,
     the pooled mean sum_i w_i e_i / sum_i w_i with w_i = 1 / (s_i^2 + tau^2). Returns the pooled mean,
-    its interval, p, tau^2, I^2 and Cochran's Q with its p-value.
+    its interval, p, tau^2, I^2 = max(0, (Q - (k - 1)) / Q) (Higgins and Thompson: statsmodels leaves it
+    negative when Q < k - 1) and Cochran's Q with its p-value.
     """
     from scipy.stats import chi2, norm
     from statsmodels.stats.meta_analysis import combine_effects
@@ -256,5 +257,5 @@ def random_effects(effects: Sequence[float], std_errors: Sequence[float], confid
     q = float(res.q)
     return {"k": k, "mean": mean, "se": se, "low": mean - z * se, "high": mean + z * se,
             "p": float(2 * norm.sf(abs(mean / se))) if se > 0 else float("nan"), "tau2": float(res.tau2),
-            "i2": float(res.i2), "q": q, "q_p": float(chi2.sf(q, k - 1)),
+            "i2": max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0, "q": q, "q_p": float(chi2.sf(q, k - 1)),
             "verdict": verdict(mean - z * se, mean + z * se)}

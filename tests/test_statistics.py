@@ -180,6 +180,8 @@ def test_random_effects_equals_dersimonian_laird_by_hand():
     assert out["mean"] == pytest.approx(mean) and out["tau2"] == pytest.approx(tau2)
     assert out["se"] == pytest.approx(math.sqrt(1 / wr.sum()))
     assert out["i2"] == pytest.approx(max(0.0, (q - 3) / q))
+    homogeneous = random_effects(np.array([0.001, 0.0, -0.001, 0.0]), np.array([0.01, 0.01, 0.01, 0.01]))
+    assert homogeneous["q"] < 3 and homogeneous["i2"] == 0.0  # I² is a share: never below 0
 
 
 def test_bootstrap_refuses_runs_on_different_examples():
