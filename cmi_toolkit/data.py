@@ -39,6 +39,7 @@ __all__ = [
     "glue_features",
     "read_glue_split",
     "read_utf8",
+    "split_rows",
     "load_glue",
     "subset",
     "subset_indices",
@@ -137,6 +138,15 @@ def read_utf8(path: Path, error: type[Exception] | None = None) -> str:
         ) from None
 
 
+def split_rows(text: str) -> list[str]:
+    """The rows of a data file: split on \n alone (a \r before it, as in CRLF files, is dropped; no empty last
+    row). U+2028, NEL, form feed or a lone \r inside a sentence are text, not row breaks."""
+    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
 def read_glue_split(task: GlueTask | str, path: str | os.PathLike) -> Dataset:
     """Read one GLUE TSV file of ``task`` into a hub-schema :class:`datasets.Dataset`."""
     task = get_task(task) if isinstance(task, str) else task
@@ -144,11 +154,7 @@ def read_glue_split(task: GlueTask | str, path: str | os.PathLike) -> Dataset:
     if not path.is_file():
         raise GlueFormatError(f"{path}: missing file; expected {task.name} split in the GLUE layout ({_layout(task)})")
     text = read_utf8(path)
-    # GLUE separates rows with \n alone (a \r before it, as in CRLF files, is dropped): U+2028, NEL, form feed
-    # or a lone \r inside a sentence is text, not a row break
-    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = split_rows(text)
     if not lines:
         raise GlueFormatError(f"{path}: empty file; expected {_layout(task)}")
     if task.header and len(lines) == 1:

@@ -18,7 +18,6 @@ provenance (:mod:`cmi_toolkit.provenance`), the degenerate-run flags and, for ``
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -449,8 +448,9 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
     if record is not None:
         return record
     store.check_writable()  # before hours of training, not after
-    lock = store.run_lock(key) if int(os.environ.get("WORLD_SIZE", "1")) == 1 else contextlib.nullcontext()
-    if hasattr(lock, "acquire"):
+    # the ranks of one torchrun job are one run: only separate processes wait for each other
+    lock = store.run_lock(key) if int(os.environ.get("WORLD_SIZE", "1")) == 1 else None
+    if lock is not None:
         from filelock import Timeout
 
         try:
@@ -468,7 +468,7 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
         return _execute_locked(cfg, store, key, fingerprint, glue_dir, progress, keep_model, suite, callbacks,
                                kept_by)
     finally:
-        if hasattr(lock, "release"):
+        if lock is not None:
             lock.release()
 
 

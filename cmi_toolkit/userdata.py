@@ -40,12 +40,12 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise DataFileError(f"{path}: unknown format {path.suffix!r}; use .tsv, .csv or .jsonl")
-    from .data import read_utf8
+    from .data import read_utf8, split_rows
 
     text = read_utf8(path, DataFileError)
     if kind == "jsonl":
         rows, columns = [], []
-        for lineno, line in enumerate(text.split("\n"), start=1):
+        for lineno, line in enumerate(split_rows(text), start=1):
             if not line.strip():
                 continue
             try:
@@ -57,7 +57,7 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
             columns += [c for c in row if c not in columns]
             rows.append((lineno, row))
         return columns, rows
-    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+    lines = split_rows(text)
     if kind == "tsv":
         table = [line.split("\t") for line in lines]
     else:
