@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
-from .experiments import RunConfig, execute
+from .experiments import METHODS, RunConfig, execute
 from .results import ResultStore, atomic_write_text
 from .verdicts import mechanism_results, runs_by_task_method
 
@@ -100,9 +100,6 @@ def suite_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list
     mode) applies to ``mcmi`` and ``kd_mcmi`` runs. ``with_dependencies`` adds the runs the
     suite's runs execute first: the teachers of ``kd_*`` runs and the CE twins of ``cmi``/``mcmi``.
     """
-    wanted = list(spec.get("finetune_methods", [])) + list(spec.get("distill_methods", []))
-    if methods:
-        wanted = [m for m in wanted if m in methods] + [m for m in methods if m not in wanted]
     runs = []
     for _task, cfg, _arm in arm_runs(spec, tasks, seeds, methods, overrides, results_root):
         runs.append(cfg)
@@ -137,7 +134,13 @@ def arm_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list[i
 
     wanted = list(spec.get("finetune_methods", [])) + list(spec.get("distill_methods", []))
     if methods:
-        wanted = [m for m in wanted if m in methods] + [m for m in methods if m not in wanted]
+        arm_names = [arm["name"] for arm in spec.get("arms", []) or []]
+        unknown = [m for m in methods if m not in METHODS and m not in arm_names]
+        if unknown:
+            raise ValueError(f"--methods {','.join(unknown)}: not a method or arm of this suite; choose from "
+                             f"{', '.join(dict.fromkeys(wanted + list(METHODS) + arm_names))}")
+        # an arm's name selects that arm only; a method's name selects it and the arms built on it
+        wanted = [m for m in wanted if m in methods] + [m for m in methods if m not in wanted and m in METHODS]
     out = []
     for task, params in spec["tasks"].items():
         if tasks and task not in tasks:

@@ -76,6 +76,11 @@ def test_tuned_arm_follows_the_search_and_is_skipped_when_it_equals_the_defaults
     path.write_text(json.dumps({"winner": winner}))
     tuned = [c for _, c, a in arm_runs(spec, tasks, results_root=tmp_path) if a == "cmi_tuned"]
     assert len(tuned) == 5 and all(c.cmi_weight == 0.3 and c.temperature == 0.2 for c in tuned)
+    # an arm's name selects that arm alone (as `reproduce --methods cmi_tuned`); a misspelt one is refused
+    only = arm_runs(spec, tasks, methods=["cmi_tuned"], results_root=tmp_path)
+    assert {a for _, _, a in only} == {"cmi_tuned"} and len(only) == 5
+    with pytest.raises(ValueError, match="cmi_tund: not a method or arm"):
+        arm_runs(spec, tasks, methods=["cmi_tund"], results_root=tmp_path)
     path.write_text(json.dumps({"winner": {**winner, "temperature": 0.1, "cmi_weight": 0.1}}))  # the defaults
     assert not [a for _, _, a in arm_runs(spec, tasks, results_root=tmp_path) if a == "cmi_tuned"]
     # distillation waits for the teacher search; a task's methods list is respected
