@@ -574,10 +574,49 @@ def _kept_model(cfg: RunConfig, store: ResultStore, glue_dir: str | None, progre
     if dist.is_available() and dist.is_initialized():
         dist.barrier()  # under torchrun the main process has saved the model before any rank reads it
     path = store.root / "models" / record["key"]
+    if not (path / "config.json").is_file() and (not dist.is_available() or not dist.is_initialized()):
+        _recreate_model(cfg, record, store, glue_dir, progress)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: saved model of run {record['key']} missing; "
                                 f"delete {store.path(record['key'])} to retrain it")
     return path
+
+
+def _recreate_model(cfg: RunConfig, record: dict[str, Any], store: ResultStore, glue_dir: str | None,
+                    progress: bool) -> None:
+    """Train a finished run again to get back its model (models are never committed, so a fresh clone has none).
+
+    The run is made again in a scratch store; its model replaces the missing one only if every metric of
+    :data:`IDENTITY_METRICS` equals the record's exactly (CPU training is deterministic), so a later run's
+    teacher or CE twin is the model its record describes. The record itself is left as it is.
+    """
+    import tempfile
+
+    key = record["key"]
+    path = store.root / "models" / key
+    with store.run_lock(key):  # one process re-creates it; another waits, then finds the folder
+        if (path / "config.json").is_file():
+            return
+        print(f"notice: run {key} ({cfg.task}/{cfg.method}/seed{cfg.seed}) has a record but no kept model; "
+              "training it again to get the model back", file=sys.stderr, flush=True)
+        scratch_root = store.root / "checkpoints"
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".recreate-{key}-", dir=scratch_root) as tmp:
+            scratch = ResultStore(tmp)
+            fresh = execute(cfg, scratch, glue_dir=glue_dir, progress=progress, keep_model=True, kept_by="dependency")
+            differs = [m for m in IDENTITY_METRICS if m in record["metrics"]
+                       and fresh["metrics"].get(m) != record["metrics"][m]]
+            if differs:
+                print(f"notice: run {key} trained again gives other {', '.join(differs)} than its record "
+                      f"({[fresh['metrics'].get(m) for m in differs]} vs {[record['metrics'][m] for m in differs]}); "
+                      "its model is not used", file=sys.stderr, flush=True)
+                return
+            from .catalog import write_card
+
+            made = scratch.root / "models" / fresh["key"]
+            write_card(made, record, "dependency (re-created: metrics identical to the record)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(made, path)  # same file system: the folder appears whole or not at all
 
 
 def _load_saved(path: Path):

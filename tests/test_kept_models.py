@@ -120,3 +120,33 @@ def test_preset_lab_gives_the_notebooks_key(monkeypatch, capsys):
         cli._run_one(["--preset", "lab", "--method", "cmi"], ("ce", "cmi"))
     assert seen["cfg"].key == lab.lab_config(0.1).key
     assert "lab" in cli._preset_names() and "cpu_verdict" in cli._preset_names()
+
+
+def test_a_missing_teacher_model_is_trained_again_and_used_only_when_identical(tmp_path, tiny_model_dir):
+    """A fresh clone has the records but no models: a student's CE teacher is re-created, checked against its record."""
+    import shutil
+
+    from cmi_toolkit.experiments import RunConfig, execute
+    from cmi_toolkit.results import ResultStore
+
+    glue = _easy_sst2(tmp_path / "glue", n=24)
+    store = ResultStore(tmp_path / "r")
+    common = dict(task="sst2", model=str(tiny_model_dir), max_train_samples=None, epochs=1, batch_size=8,
+                  learning_rate=3e-3, warmup_ratio=0.0, student_layers="0")
+    teacher = execute(RunConfig(**common, method="ce"), store, glue_dir=str(glue), progress=False)
+    shutil.rmtree(store.root / "models")  # as in a fresh clone: models are never committed
+    before = json.loads(store.path(teacher["key"]).read_text())
+    student = execute(RunConfig(**common, method="kd_ce"), store, glue_dir=str(glue), progress=False)
+    folder = store.root / "models" / teacher["key"]
+    assert (folder / "config.json").is_file() and "re-created" in json.loads((folder / "card.json").read_text())["kept_by"]
+    assert json.loads(store.path(teacher["key"]).read_text()) == before  # the record is left as it was
+    assert student["params"]["method"] == "kd_ce" and not list((store.root / "checkpoints").glob(".recreate-*"))
+    # a re-trained model that scores otherwise than its record is not used: the student cannot run
+    shutil.rmtree(folder)
+    record = json.loads(store.path(teacher["key"]).read_text())
+    record["metrics"]["accuracy"] += 0.5
+    store.save(teacher["key"], record)
+    store.path(student["key"]).unlink()
+    with pytest.raises(FileNotFoundError, match="saved model of run"):
+        execute(RunConfig(**common, method="kd_ce"), store, glue_dir=str(glue), progress=False)
+    assert not folder.exists()
