@@ -170,6 +170,16 @@ class RunConfig:
         return dataclasses.replace(self, method=method)
 
 
+def dependencies(cfg: RunConfig) -> list[RunConfig]:
+    """The runs :func:`execute` makes (or reads) before ``cfg``: the teacher of a ``kd_*`` run, the CE twin of a
+    ``cmi`` / ``mcmi`` run (for its mechanism check). Their own dependencies come from calling this again."""
+    if cfg.method in ("kd_ce", "kd_mcmi"):
+        return [cfg.teacher()]
+    if cfg.method in ("cmi", "mcmi"):
+        return [dataclasses.replace(cfg, method="ce")]
+    return []
+
+
 def field_type_problem(name: str, value: Any) -> str | None:
     """Why ``value`` is not of the type of RunConfig field ``name`` (None if it is): integers for ints,
     numbers for floats, strings for strings, true/false for flags, null only where the field allows it."""
@@ -426,7 +436,7 @@ def _majority_score(task, train, evaluation) -> float:
 
 def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, progress: bool = True,
             keep_model: bool | None = None, suite: str | None = None, callbacks: list | None = None,
-            kept_by: str | None = None) -> dict[str, Any]:
+            kept_by: str | None = None, checkpoint_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Run ``cfg`` unless its record exists; return the record.
 
     The record is keyed by :meth:`RunConfig.store_key` (parameters and data). ``kd_*`` runs
@@ -441,6 +451,9 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
     Processes sharing ``store`` never train one run twice: the second waits for the first's record
     (:meth:`~cmi_toolkit.results.ResultStore.run_lock`), and a claim on a finished run is written under
     the store's lock, so concurrent claims for other suites are all kept.
+
+    ``checkpoint_dir`` holds the run's checkpoints while it trains (``<checkpoint_dir>/<key>``; default
+    ``<store>/checkpoints``): on storage every node of a cluster sees, a run retried elsewhere resumes there.
     """
     fingerprint = cfg.data_fingerprint(glue_dir)
     key = cfg.store_key(fingerprint=fingerprint)
@@ -466,7 +479,7 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
         if kept_by is None:
             kept_by = "request" if keep_model else "dependency"
         return _execute_locked(cfg, store, key, fingerprint, glue_dir, progress, keep_model, suite, callbacks,
-                               kept_by)
+                               kept_by, checkpoint_dir)
     finally:
         if lock is not None:
             lock.release()
@@ -482,7 +495,8 @@ def _finished(store: ResultStore, key: str, suite: str | None) -> dict[str, Any]
 
 def _execute_locked(cfg: RunConfig, store: ResultStore, key: str, fingerprint: dict[str, Any], glue_dir: str | None,
                     progress: bool, keep_model: bool | None, suite: str | None,
-                    callbacks: list | None, kept_by: str = "dependency") -> dict[str, Any]:
+                    callbacks: list | None, kept_by: str = "dependency",
+                    checkpoint_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """:func:`execute` of a run that has no record, while this process holds the run's lock."""
     from .evidence import degenerate_flags, mechanism_check
     from .information import measure
@@ -497,13 +511,13 @@ def _execute_locked(cfg: RunConfig, store: ResultStore, key: str, fingerprint: d
     twin = None
     twin_missing = None
     if cfg.method in ("kd_ce", "kd_mcmi"):
-        teacher = _load_saved(_kept_model(cfg.teacher(), store, glue_dir, progress, suite))
+        teacher = _load_saved(_kept_model(cfg.teacher(), store, glue_dir, progress, suite, checkpoint_dir))
     elif cfg.method in ("cmi", "mcmi"):
         try:
-            twin = _kept_model(dataclasses.replace(cfg, method="ce"), store, glue_dir, progress, suite)
+            twin = _kept_model(dataclasses.replace(cfg, method="ce"), store, glue_dir, progress, suite, checkpoint_dir)
         except FileNotFoundError as exc:  # the twin's record exists but its model was not kept
             twin_missing = str(exc)
-    ckpt_dir = store.root / "checkpoints" / key
+    ckpt_dir = Path(checkpoint_dir or store.root / "checkpoints") / key
     run = train_and_measure(cfg, glue_dir=glue_dir, output_dir=ckpt_dir, teacher=teacher, progress=progress,
                             tokenizer=tokenizer, callbacks=callbacks, fingerprint=fingerprint)
     model, trainer, report, task, train, evaluation = (run.model, run.trainer, run.report, run.task, run.train,
@@ -565,10 +579,11 @@ def _execute_locked(cfg: RunConfig, store: ResultStore, key: str, fingerprint: d
     return record
 
 
-def _kept_model(cfg: RunConfig, store: ResultStore, glue_dir: str | None, progress: bool, suite: str | None) -> Path:
+def _kept_model(cfg: RunConfig, store: ResultStore, glue_dir: str | None, progress: bool, suite: str | None,
+                checkpoint_dir: str | os.PathLike | None = None) -> Path:
     """Folder of the saved model of run ``cfg`` (a teacher, a CE twin), executing the run first if needed."""
     record = execute(cfg, store, glue_dir=glue_dir, progress=progress, keep_model=True, suite=suite,
-                     kept_by="dependency")
+                     kept_by="dependency", checkpoint_dir=checkpoint_dir)
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -586,12 +601,18 @@ def _recreate_model(cfg: RunConfig, record: dict[str, Any], store: ResultStore, 
                     progress: bool) -> None:
     """Train a finished run again to get back its model (models are never committed, so a fresh clone has none).
 
-    The run is made again in a scratch store; its model replaces the missing one only if every metric of
-    :data:`IDENTITY_METRICS` equals the record's exactly (CPU training is deterministic), so a later run's
-    teacher or CE twin is the model its record describes. The record itself is left as it is.
+    The run is made again in a scratch store, measured as its record was (temperature, pooling) and trained
+    with as many threads as the record's (CPU training is deterministic for a given thread count); its model
+    replaces the missing one only if every metric of :data:`IDENTITY_METRICS` equals the record's exactly, so
+    a later run's teacher or CE twin is the model its record describes. The record itself is left as it is.
     """
     import tempfile
 
+    import torch
+
+    measured = record.get("measured_with") or {}
+    cfg = dataclasses.replace(cfg, **{k: measured[k] for k in ("temperature", "pooling") if k in measured})
+    threads = (record.get("provenance") or {}).get("threads")
     key = record["key"]
     path = store.root / "models" / key
     with store.run_lock(key):  # one process re-creates it; another waits, then finds the folder
@@ -603,7 +624,14 @@ def _recreate_model(cfg: RunConfig, record: dict[str, Any], store: ResultStore, 
         scratch_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".recreate-{key}-", dir=scratch_root) as tmp:
             scratch = ResultStore(tmp)
-            fresh = execute(cfg, scratch, glue_dir=glue_dir, progress=progress, keep_model=True, kept_by="dependency")
+            before = torch.get_num_threads()
+            if isinstance(threads, int) and threads > 0:
+                torch.set_num_threads(threads)
+            try:
+                fresh = execute(cfg, scratch, glue_dir=glue_dir, progress=progress, keep_model=True,
+                                kept_by="dependency")
+            finally:
+                torch.set_num_threads(before)
             differs = [m for m in IDENTITY_METRICS if m in record["metrics"]
                        and fresh["metrics"].get(m) != record["metrics"][m]]
             if differs:
