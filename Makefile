@@ -26,7 +26,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH_SPEC) 2>&1 | $(PIPQUIET)
-	$(BIN)/python -m pip install -q -e ".[notebooks,dev]" 2>&1 | $(PIPQUIET)
+	$(BIN)/python -m pip install -q -e ".[notebooks,dev,cluster]" 2>&1 | $(PIPQUIET)
 	$(BIN)/python -c "import torch, transformers, cmi_toolkit; print('torch', torch.__version__, '| transformers', transformers.__version__)"
 	touch $@
 

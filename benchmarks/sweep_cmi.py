@@ -6,7 +6,7 @@ and scored on the 20%, over seeds. The printed table ranks candidates by their m
 over CE across tasks; the rule "highest mean gain, ties to the smaller lambda" picks the
 setting, which --write-config stores into configs/cpu/suite.yaml.
 
-    python benchmarks/sweep_cmi.py --results results/sweep [--workers 4] [--write-config]
+    python benchmarks/sweep_cmi.py --results results/sweep [--engine ray] [--write-config]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--results", default="results/sweep")
     ap.add_argument("--tasks", default="sst2,mrpc,rte")
     ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--engine", default="local", choices=["local", "ray"])
     ap.add_argument("--write-config", action="store_true")
     args = ap.parse_args()
     spec = load_suite("cpu")
@@ -52,7 +52,9 @@ def main() -> None:
             for i, cand in enumerate(CANDIDATES):
                 runs.append(dataclasses.replace(base, seed=seed, method="cmi", **cand))
                 labels[runs[-1].key] = ("cmi", i)
-    records = execute_runs(runs, store, workers=args.workers)
+    from cmi_toolkit.engine import EngineArgs
+
+    records = execute_runs(runs, store, engine=EngineArgs(engine=args.engine)).records
     score: dict[tuple, dict[tuple[str, int], float]] = defaultdict(dict)
     for cfg, rec in zip(runs, records, strict=True):
         score[labels[cfg.key]][(cfg.task, cfg.seed)] = rec["metrics"][rec["headline_metric"]]

@@ -170,9 +170,9 @@ def _examples(args, task, labelled: bool):
     if args.data:
         return read_examples(args.data, task, _split(args.text_columns, name="--text_columns"), args.label_column,
                              labelled=labelled), args.data
-    from .data import _resolve_source, _task_folder, read_glue_split
+    from .data import _task_folder, read_glue_split, resolve_source
 
-    source = _resolve_source(args.glue_dir)
+    source = resolve_source(args.glue_dir)
     if source == "hub":
         raise ValueError("pass --data with a labelled file, or --glue_dir / $CMI_TOOLKIT_GLUE_DIR for the GLUE dev set")
     folder = _task_folder(task, Path(source))
@@ -453,7 +453,6 @@ class SuiteArgs:
     seeds: str | None = field(default=None, metadata={"help": "comma-separated seeds (default: the suite's)"})
     methods: str | None = field(default=None, metadata={"help": "comma-separated subset of methods"})
     report: bool = field(default=True, metadata={"help": "write the summary afterwards"})
-    workers: int = field(default=1, metadata={"help": "parallel processes (groups of runs sharing task and seed)"})
     executor: str = field(default="package", metadata={"help": "package (direct) or papermill (notebook 04 per task and seed)"})
     figures_dir: str = field(default="figures", metadata={"help": "where the summary figure goes"})
 
@@ -474,18 +473,23 @@ def _split(text: str | None, cast=str, name: str = "option"):
 
 def cmd_reproduce(argv: list[str]) -> int:
     """Run a suite's GLUE runs (skipping finished ones), then write the summary."""
+    from .engine import EngineArgs
     from .reproduce import load_suite, report, run_suite
     from .results import ResultStore
 
-    parser = _parser((SuiteArgs, StoreArgs, KeepArgs))
+    parser = _parser((SuiteArgs, StoreArgs, KeepArgs, EngineArgs))
     parser.set_defaults(results_dir=D.SUITE_RESULTS_DIR)
-    suite_args, store_args, keep = parser.parse_args_into_dataclasses(argv)
+    suite_args, store_args, keep, engine = parser.parse_args_into_dataclasses(argv)
     spec = load_suite(suite_args.suite)
     store = ResultStore(store_args.results_dir)
     select = dict(tasks=_split(suite_args.tasks, name="--tasks"), seeds=_split(suite_args.seeds, int, "--seeds"),
                   methods=_split(suite_args.methods, name="--methods"))
-    run_suite(spec, store, glue_dir=store_args.glue_dir, workers=suite_args.workers, executor=suite_args.executor,
-              suite=suite_args.suite, keep_model=True if keep.keep_model else None, **select)
+    batch = run_suite(spec, store, glue_dir=store_args.glue_dir, engine=engine, executor=suite_args.executor,
+                      suite=suite_args.suite, keep_model=True if keep.keep_model else None, **select)
+    if hasattr(batch, "summary"):  # the package executor's batch (papermill returns the records)
+        print(batch.summary(), file=sys.stderr, flush=True)
+        if batch.failed:
+            return 1
     if suite_args.report:
         paths = report(store, spec, figures_dir=suite_args.figures_dir)
         for kind, path in paths.items():

@@ -221,7 +221,7 @@ def _load_local(task: GlueTask, root: Path) -> DatasetDict:
     return DatasetDict({split: read_glue_split(task, folder / filename) for split, filename in task.splits.items()})
 
 
-def _resolve_source(source: str | os.PathLike | None) -> str | Path:
+def resolve_source(source: str | os.PathLike | None) -> str | Path:
     """``"hub"`` or an existing GLUE folder: the explicit source, else $CMI_TOOLKIT_GLUE_DIR, else the hub."""
     if source is None:
         source = os.environ.get(GLUE_DIR_ENV) or "hub"
@@ -254,7 +254,7 @@ def load_glue(
         seed: seed of those subsets.
     """
     task = get_task(task) if isinstance(task, str) else task
-    source = _resolve_source(source)
+    source = resolve_source(source)
     if source == "hub":
         require_hub(
             f"Loading GLUE {task.name} from nyu-mll/glue",
@@ -321,7 +321,7 @@ def glue_fingerprint(task: GlueTask | str, source: str | os.PathLike | None = No
     file's bytes or any selected row changes. For the hub the files are named, not hashed.
     """
     task = get_task(task) if isinstance(task, str) else task
-    source = _resolve_source(source)
+    source = resolve_source(source)
     info: dict[str, Any] = {"task": task.hub_config, "source": str(source), "files": {}, "rows": {}, "subsets": {}}
     if source == "hub":
         info["files"] = {split: f"hub:nyu-mll/glue/{task.hub_config}/{split}" for split in task.splits}

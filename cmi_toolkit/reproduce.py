@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
-from .experiments import METHODS, RunConfig, execute
+from .experiments import METHODS, RunConfig, dependencies
 from .results import ResultStore, atomic_write_text
 from .verdicts import mechanism_results, runs_by_task_method
 
@@ -104,15 +104,14 @@ def suite_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list
     for _task, cfg, _arm in arm_runs(spec, tasks, seeds, methods, overrides, results_root):
         runs.append(cfg)
     if with_dependencies:
-        import dataclasses
-
-        extra_runs = [cfg.teacher() for cfg in runs if cfg.method in ("kd_ce", "kd_mcmi")]
-        extra_runs += [dataclasses.replace(cfg, method="ce") for cfg in runs + extra_runs if cfg.method in ("cmi", "mcmi")]
         seen = {cfg.key for cfg in runs}
-        for cfg in extra_runs:
-            if cfg.key not in seen:
-                seen.add(cfg.key)
-                runs.append(cfg)
+        todo = list(runs)
+        while todo:
+            for dep in dependencies(todo.pop(0)):
+                if dep.key not in seen:
+                    seen.add(dep.key)
+                    runs.append(dep)
+                    todo.append(dep)
     return runs
 
 
@@ -177,42 +176,13 @@ def arm_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list[i
     return out
 
 
-def _worker(args: tuple[list[RunConfig], str, str | None, str | None, int, bool | None]) -> int:
-    import torch
-
-    runs, root, glue_dir, suite, threads, keep_model = args
-    torch.set_num_threads(threads)  # N workers share the cores instead of each taking all of them
-    store = ResultStore(root)
-    for cfg in runs:
-        execute(cfg, store, glue_dir=glue_dir, progress=False, suite=suite, keep_model=keep_model)
-    return len(runs)
-
-
 def execute_runs(runs: list[RunConfig], store: ResultStore, glue_dir: str | None = None, progress: bool = True,
-                 workers: int = 1, suite: str | None = None, keep_model: bool | None = None) -> list[dict[str, Any]]:
-    """Execute ``runs`` not yet in ``store`` (progress bar over runs) and return every record.
+                 suite: str | None = None, keep_model: bool | None = None, engine=None):
+    """Execute ``runs`` not yet in ``store`` with ``engine`` (:class:`~cmi_toolkit.engine.EngineArgs`; default
+    local: one after another in this process); returns the :class:`~cmi_toolkit.engine.BatchResult`."""
+    from .engine import run_batch
 
-    ``workers > 1`` runs groups of runs that share a task and seed (so a teacher is trained once,
-    before its students) in that many processes: useful on a GPU that one small model leaves idle.
-    """
-    if workers > 1:
-        import multiprocessing as mp
-
-        groups: dict[tuple[str, int], list[RunConfig]] = defaultdict(list)
-        for cfg in runs:
-            groups[(cfg.task, cfg.seed)].append(cfg)
-        with mp.get_context("spawn").Pool(workers) as pool:
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            jobs = [(g, str(store.root), glue_dir, suite, threads, keep_model) for g in groups.values()]
-            for _ in tqdm(pool.imap_unordered(_worker, jobs), total=len(jobs), desc="run groups", disable=not progress):
-                pass
-        return [store.load(cfg.store_key(glue_dir)) for cfg in runs]
-    records = []
-    bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
-    for cfg in bar:
-        bar.set_postfix_str(f"{cfg.task}/{cfg.method}/seed{cfg.seed}")
-        records.append(execute(cfg, store, glue_dir=glue_dir, progress=False, suite=suite, keep_model=keep_model))
-    return records
+    return run_batch(runs, store, glue_dir, engine, suite=suite, keep_model=keep_model, progress=progress)
 
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -251,12 +221,13 @@ def execute_with_papermill(runs: list[RunConfig], store: ResultStore, suite: str
 
 
 def run_suite(spec: dict[str, Any], store: ResultStore, glue_dir: str | None = None, progress: bool = True,
-              workers: int = 1, executor: str = "package", suite: str | os.PathLike | None = None,
-              keep_model: bool | None = None, **select) -> list[dict[str, Any]]:
-    """Execute the suite's missing runs; returns every record (finished ones are read, not rerun).
+              engine=None, executor: str = "package", suite: str | os.PathLike | None = None,
+              keep_model: bool | None = None, **select):
+    """Execute the suite's missing runs (finished ones are read, not rerun).
 
-    ``executor="package"`` calls the package directly (``workers`` processes); ``"papermill"`` runs
-    notebook 04 per task and seed (``suite`` names the suite file for the notebook).
+    ``executor="package"`` calls the package through ``engine`` (:class:`~cmi_toolkit.engine.EngineArgs`: local
+    or Ray) and returns its :class:`~cmi_toolkit.engine.BatchResult` (``.records``); ``"papermill"`` runs
+    notebook 04 per task and seed (``suite`` names the suite file for the notebook) and returns the records.
     """
     runs = suite_runs(spec, **select, results_root=store.root)
     if executor == "papermill":
@@ -267,7 +238,7 @@ def run_suite(spec: dict[str, Any], store: ResultStore, glue_dir: str | None = N
         raise ValueError(f"executor must be 'package' or 'papermill', got {executor!r}")
     name = str(spec.get("suite") or suite or "suite")
     store.check_writable()
-    return execute_runs(runs, store, glue_dir, progress, workers, suite=name, keep_model=keep_model)
+    return execute_runs(runs, store, glue_dir, progress, suite=name, keep_model=keep_model, engine=engine)
 
 
 def _usable(record: dict[str, Any]) -> bool:

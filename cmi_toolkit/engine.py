@@ -1,0 +1,384 @@
+"""Batches of runs: one after another in this process (``local``) or fanned out over a Ray cluster (``ray``).
+
+Every batch command (``reproduce``, ``search``, ``lab-cache``) hands its runs to :func:`run_batch`.
+
+``local`` (the default; Ray need not be installed) calls :func:`~cmi_toolkit.experiments.execute` for each run.
+
+``ray`` makes this process the driver and the only writer of the results folder:
+
+* the runs and the runs they need first (a student's teacher, a CMI run's CE twin) form a graph; a run is
+  submitted as a Ray task once its dependencies are finished, with ``--cpus_per_run`` / ``--gpus_per_run``
+  resources (fractional GPUs let several small runs share one device);
+* a task trains in a scratch store of its own, holding copies of its dependencies' records and models sent by
+  the driver, and returns its record, the models later runs need, and its log; the driver writes them into the
+  store (records atomically under the store's lock, model folders by an atomic rename) and the log into
+  ``<results>/logs/<suite>/<key>.log``;
+* checkpoints go to ``--checkpoint_dir`` (default ``<results>/checkpoints``): a run whose node died is submitted
+  again (up to ``--max_retries`` times) and resumes from its last complete checkpoint when that folder is shared,
+  or starts again cleanly when it is not;
+* the driver holds each run's lock (:meth:`~cmi_toolkit.results.ResultStore.run_lock`) while the run is in flight,
+  so a second driver (or a ``local`` batch) on the same results folder waits for that run instead of training it
+  again; a driver killed mid-batch loses only the runs in flight: run the command again and it skips the rest;
+* a run that raises is reported in one line and the others go on; one progress bar counts finished, running,
+  failed and retried runs, and a summary follows.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from .experiments import RunConfig, dependencies, execute
+from .results import ResultStore
+
+ENGINES = ("local", "ray")
+#: environment a Ray task takes from its driver (data folders, offline hub, tokenizer threads)
+PASSED_ENV = ("CMI_TOOLKIT_GLUE_DIR", "CMI_TOOLKIT_COT_DIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+              "TOKENIZERS_PARALLELISM", "HF_HOME")
+
+
+@dataclass
+class EngineArgs:
+    """How a batch runs (the options of every batch command)."""
+
+    engine: str = field(default="local", metadata={"help": "local (one run after another here) or ray"})
+    ray_address: str | None = field(default=None, metadata={
+        "help": "Ray cluster to join (default: $RAY_ADDRESS, else a local Ray started for this command)"})
+    cpus_per_run: float = field(default=1.0, metadata={"help": "CPU cores a run takes (--engine ray)"})
+    gpus_per_run: float = field(default=0.0, metadata={
+        "help": "GPUs a run takes, fractional to share one (e.g. 0.25: four runs per GPU; --engine ray)"})
+    checkpoint_dir: str | None = field(default=None, metadata={
+        "help": "checkpoints while runs train (default <results_dir>/checkpoints); on shared storage a run "
+                "retried on another node resumes"})
+    max_retries: int = field(default=2, metadata={"help": "times a run whose worker or node died is submitted again"})
+
+    def __post_init__(self):
+        if self.engine not in ENGINES:
+            raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if not self.cpus_per_run > 0:
+            raise ValueError(f"--cpus_per_run must be > 0, got {self.cpus_per_run}")
+        if not self.gpus_per_run >= 0:
+            raise ValueError(f"--gpus_per_run must be >= 0, got {self.gpus_per_run}")
+        if self.gpus_per_run > 1 and self.gpus_per_run != int(self.gpus_per_run):
+            raise ValueError(f"--gpus_per_run above 1 must be a whole number, got {self.gpus_per_run}")
+        if self.max_retries < 0:
+            raise ValueError(f"--max_retries must be >= 0, got {self.max_retries}")
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: ``records`` in the order of its runs (None for a run that failed)."""
+
+    records: list[dict[str, Any] | None]
+    trained: int = 0
+    already: int = 0
+    retried: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # key -> one-line error
+    wall_s: float = 0.0
+    dashboard: str | None = None
+
+    def summary(self) -> str:
+        line = (f"{len(self.records)} runs: {self.trained} trained, {self.already} already recorded, "
+                f"{len(self.failed)} failed, {self.retried} retried; {self.wall_s:.0f} s")
+        return "\n".join([line, *(f"failed: {key}: {why}" for key, why in self.failed.items())])
+
+
+def run_batch(runs: list[RunConfig], store: ResultStore, glue_dir: str | None = None,
+              options: EngineArgs | None = None, suite: str | None = None, keep_model: bool | None = None,
+              progress: bool = True) -> BatchResult:
+    """Execute the ``runs`` not yet in ``store`` with the engine of ``options`` (default: local)."""
+    options = options or EngineArgs()
+    if options.engine == "ray":
+        return _RayDriver(runs, store, glue_dir, options, suite, keep_model, progress).run()
+    started = time.perf_counter()
+    result = BatchResult(records=[])
+    bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
+    for cfg in bar:
+        bar.set_postfix_str(f"{cfg.task}/{cfg.method}/seed{cfg.seed}")
+        done = store.load(cfg.store_key(glue_dir)) is not None
+        result.records.append(execute(cfg, store, glue_dir=glue_dir, progress=False, suite=suite,
+                                      keep_model=keep_model, checkpoint_dir=options.checkpoint_dir))
+        result.already += done
+        result.trained += not done
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------- worker side
+
+
+def _model_files(folder: Path) -> dict[str, bytes] | None:
+    if not (folder / "config.json").is_file():
+        return None
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _write_files(folder: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def train_in_scratch(cfg: RunConfig, glue_dir: str | None, checkpoint_dir: str, suite: str | None,
+                     keep_model: bool | None, env: dict[str, str], threads: int, model_only: bool,
+                     *payloads: dict[str, Any]) -> dict[str, Any]:
+    """Body of one Ray task: ``execute(cfg)`` in a scratch store holding the dependencies' ``payloads``.
+
+    ``model_only``: the run's record is among the payloads but its kept model is not (a fresh clone keeps no
+    models): train it again to get the model back, used only if it scores exactly as its record says.
+
+    Returns ``{"key", "records": {key: record}, "models": {key: {file: bytes}}, "log"}``: the records the
+    scratch store gained (the run's own; a dependency whose model had to be re-created adds its model only),
+    the model folders it gained, and everything the run printed.
+    """
+    import torch
+
+    os.environ.update(env)
+    torch.set_num_threads(max(1, threads))
+    with tempfile.TemporaryDirectory(prefix="cmi_toolkit_task_") as tmp, tempfile.TemporaryFile() as log:
+        scratch = ResultStore(tmp)
+        given: set[str] = set()
+        for payload in payloads:
+            for key, record in payload["records"].items():
+                scratch.save(key, record)
+                given.add(key)
+            for key, files in payload["models"].items():
+                _write_files(scratch.root / "models" / key, files)
+        had_models = {p.name for p in (scratch.root / "models").glob("*")} if (scratch.root / "models").is_dir() else set()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            if model_only:
+                from .experiments import _kept_model
+
+                record = scratch.load(cfg.store_key(glue_dir))
+                try:
+                    _kept_model(cfg, scratch, glue_dir, False, suite, checkpoint_dir)
+                except FileNotFoundError as exc:  # not identical: a student of it will say so; a twin goes unchecked
+                    print(f"notice: {exc}", file=sys.stderr)
+            else:
+                record = execute(cfg, scratch, glue_dir=glue_dir, progress=False, suite=suite,
+                                 keep_model=keep_model, checkpoint_dir=checkpoint_dir)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+        records = {p.stem: scratch.load(p.stem) for p in scratch.runs.glob("*.json") if p.stem not in given}
+        models = {p.name: _model_files(p) for p in (scratch.root / "models").glob("*")
+                  if p.is_dir() and p.name not in had_models}
+        log.seek(0)
+        text = log.read().decode("utf-8", errors="replace")
+    return {"key": record["key"], "records": records, "models": {k: v for k, v in models.items() if v},
+            "log": text}
+
+
+# ---------------------------------------------------------------------------------------------------- driver side
+
+
+@dataclass
+class _Node:
+    cfg: RunConfig
+    key: str
+    deps: list[str]
+    index: list[int] = field(default_factory=list)  # positions in the batch's runs (none for a dependency)
+    state: str = "todo"  # todo | waiting (another process holds its lock) | running | done | failed
+    attempts: int = 0
+    model_only: bool = False  # recorded, but its model (which a later run needs) is not kept here
+    lock: Any = None
+    ref: Any = None
+
+
+def _one_line(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc  # a RayTaskError carries the run's own exception
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class _RayDriver:
+    def __init__(self, runs, store, glue_dir, options, suite, keep_model, progress):
+        from .data import resolve_source
+
+        self.store, self.options, self.suite, self.keep_model, self.progress = store, options, suite, keep_model, progress
+        self.glue_dir = str(resolve_source(glue_dir))  # "hub" or an absolute folder every node must see
+        self.checkpoint_dir = str(Path(options.checkpoint_dir or store.root / "checkpoints").resolve())
+        self.runs = runs
+        self.nodes: dict[str, _Node] = {}
+        for i, cfg in enumerate(runs):
+            self._add(cfg).index.append(i)
+        self.result = BatchResult(records=[None] * len(runs))
+
+    def _add(self, cfg: RunConfig) -> _Node:
+        key = cfg.store_key(self.glue_dir)
+        if key not in self.nodes:
+            deps = [self._add(d).key for d in dependencies(cfg)]
+            self.nodes[key] = _Node(cfg, key, deps)
+        return self.nodes[key]
+
+    # -- store access: the driver is the only writer
+    def _recorded(self, node: _Node) -> dict[str, Any] | None:
+        record = self.store.load(node.key)
+        if record is not None and node.index and self.suite:
+            from .results import claimed_suites
+
+            if self.suite not in claimed_suites(record):
+                record = self.store.claim(record.get("key") or node.key, self.suite)
+        return record
+
+    def _payload(self, key: str) -> dict[str, Any]:
+        record = self.store.load(key)
+        model = _model_files(self.store.root / "models" / self.store.file_key(key))
+        return {"records": {record["key"]: record} if record else {}, "models": {record["key"]: model} if model else {}}
+
+    def _write(self, out: dict[str, Any]) -> None:
+        for key, files in out["models"].items():
+            final = self.store.root / "models" / key
+            if (final / "config.json").is_file():
+                continue
+            incoming = self.store.root / "models" / f".incoming-{key}-{os.getpid()}"
+            _write_files(incoming, files)
+            os.replace(incoming, final)
+        for key, record in out["records"].items():
+            self.store.save(key, record)
+        logs = self.store.root / "logs" / (self.suite or "batch")
+        logs.mkdir(parents=True, exist_ok=True)
+        (logs / f"{out['key']}.log").write_text(out["log"], encoding="utf-8")
+
+    def _release(self, node: _Node) -> None:
+        if node.lock is not None:
+            node.lock.release()
+            node.lock = None
+
+    # -- the loop
+    def run(self) -> BatchResult:
+        import ray
+        from filelock import Timeout
+
+        started = time.perf_counter()
+        self.store.check_writable()
+        address = self.options.ray_address or os.environ.get("RAY_ADDRESS")
+        started_here = not ray.is_initialized()
+        if started_here:
+            # a Ray started here runs its workers at normal priority (Ray's default niceness of 15 starves
+            # them on a machine that does anything else)
+            extra = {} if address else {"_system_config": {"worker_niceness": 0}}
+            context = ray.init(address=address, include_dashboard=None, log_to_driver=False,
+                               logging_level="ERROR", configure_logging=True, **extra)
+            self.result.dashboard = getattr(context, "dashboard_url", None) or None
+            if self.result.dashboard:
+                print(f"Ray dashboard: http://{self.result.dashboard}", file=sys.stderr, flush=True)
+        task = ray.remote(train_in_scratch)
+        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        threads = max(1, int(self.options.cpus_per_run))
+        for node in self.nodes.values():
+            if self.store.load(node.key) is not None:
+                node.state = "done"
+        for node in self.nodes.values():  # a recorded teacher or twin whose model a run still to do needs
+            if node.state != "done":
+                for d in node.deps:
+                    dep = self.nodes[d]
+                    folder = self.store.root / "models" / self.store.file_key(d)
+                    if dep.state == "done" and not (folder / "config.json").is_file():
+                        dep.state, dep.model_only = "todo", True
+        todo = [n for n in self.nodes.values() if n.state != "done"]
+        self.result.already = sum(1 for n in self.nodes.values() if n.index and n.state == "done")
+        bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not self.progress)
+        running: dict[Any, _Node] = {}
+        try:
+            while True:
+                for node in self.nodes.values():
+                    if node.state not in ("todo", "waiting"):
+                        continue
+                    if any(self.nodes[d].state == "failed" for d in node.deps):
+                        node.state = "failed"
+                        self.result.failed[node.key] = "a run it needs first (teacher or CE twin) failed"
+                        bar.update(1)
+                        continue
+                    if not all(self.nodes[d].state == "done" for d in node.deps):
+                        continue
+                    lock = self.store.run_lock(node.key)
+                    try:
+                        lock.acquire(timeout=0)
+                    except Timeout:  # another driver or process trains it: wait for its record
+                        node.state = "waiting"
+                        continue
+                    if self.store.load(node.key) is not None and not node.model_only:  # finished meanwhile
+                        lock.release()
+                        node.state = "done"
+                        bar.update(1)
+                        continue
+                    node.lock = lock
+                    payloads = [ray.put(self._payload(d)) for d in node.deps + ([node.key] if node.model_only else [])]
+                    node.ref = task.options(
+                        num_cpus=self.options.cpus_per_run, num_gpus=self.options.gpus_per_run, max_retries=0,
+                        name=f"{node.cfg.task}/{node.cfg.method}/seed{node.cfg.seed}",
+                    ).remote(node.cfg, self.glue_dir, self.checkpoint_dir, self.suite,
+                             self.keep_model if node.index else True, env, threads, node.model_only, *payloads)
+                    node.state, node.attempts = "running", node.attempts + 1
+                    running[node.ref] = node
+                if not running and not any(n.state == "waiting" for n in self.nodes.values()):
+                    break
+                bar.set_postfix_str(f"running {len(running)}, failed {len(self.result.failed)}, "
+                                    f"retried {self.result.retried}")
+                if not running:
+                    time.sleep(1.0)
+                    continue
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+                for ref in ready:
+                    node = running.pop(ref)
+                    self._finish(node, ref, ray, bar)
+        finally:
+            for node in self.nodes.values():
+                self._release(node)
+            bar.close()
+            if started_here:
+                ray.shutdown()
+        for node in self.nodes.values():
+            if node.state == "done":
+                for i in node.index:
+                    self.result.records[i] = self._recorded(node)
+        self.result.wall_s = time.perf_counter() - started
+        return self.result
+
+    def _finish(self, node: _Node, ref, ray, bar) -> None:
+        try:
+            out = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:  # the run itself raised: no retry
+            node.state = "failed"
+            self.result.failed[node.key] = _one_line(exc)
+            self._release(node)
+            bar.update(1)
+            return
+        except ray.exceptions.RayError as exc:  # its worker or node died, or its result was lost
+            self._release(node)
+            if node.attempts <= self.options.max_retries:
+                node.state = "todo"
+                self.result.retried += 1
+                print(f"notice: {node.cfg.task}/{node.cfg.method}/seed{node.cfg.seed} lost its worker "
+                      f"({type(exc).__name__}); submitting it again", file=sys.stderr, flush=True)
+            else:
+                node.state = "failed"
+                self.result.failed[node.key] = f"{_one_line(exc)} (after {node.attempts} attempts)"
+                bar.update(1)
+            return
+        self._write(out)
+        self._release(node)
+        node.state = "done"
+        self.result.trained += bool(node.index) and not node.model_only
+        bar.update(1)
+
+
+__all__ = ["ENGINES", "BatchResult", "EngineArgs", "run_batch", "train_in_scratch"]

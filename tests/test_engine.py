@@ -1,0 +1,196 @@
+"""Batches over Ray: a real two-node cluster on this machine gives the records the local engine gives, loses
+nothing when a node dies, reports a failing run without stopping the others, and shares a results folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cmi_toolkit.engine import EngineArgs, run_batch
+from cmi_toolkit.experiments import RunConfig
+from cmi_toolkit.results import ResultStore
+
+from .test_training import _easy_sst2
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
+
+#: what must be equal, to the last digit, between two engines (CPU training is deterministic here)
+SAME = ("accuracy", "feature_cmi", "output_cmi", "final_train_ce")
+
+
+def _runs(model, seeds=(0, 1), methods=("ce", "cmi", "kd_ce")):
+    common = dict(task="sst2", model=str(model), max_train_samples=None, epochs=1, batch_size=8,
+                  learning_rate=3e-3, warmup_ratio=0.0, student_layers="0", cmi_weight=0.05, temperature=0.5)
+    out = []
+    for seed in seeds:
+        for method in methods:
+            kw = {k: v for k, v in common.items() if not (method in ("ce", "kd_ce") and k in ("cmi_weight", "temperature"))}
+            out.append(RunConfig(**kw, method=method, seed=seed))
+    return out
+
+
+def _records(store: ResultStore) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in store.runs.glob("*.json")}
+
+
+def _metrics(record):
+    m = record["metrics"]
+    return ({k: m.get(k) for k in SAME if k in m} | {"final_train_ce": record["checks"]["final_train_ce"]},
+            record["predictions"]["pred"])
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head node and two worker nodes, each its own raylet on 127.0.0.1 (Ray's multi-node test utility)."""
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 4,
+                           "worker_niceness": 0}})
+    workers = [c.add_node(num_cpus=1) for _ in range(2)]
+    c.wait_for_nodes()
+    yield c, workers
+    if ray.is_initialized():
+        ray.shutdown()
+    c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fixture_data(tmp_path_factory, tiny_model_dir):
+    root = tmp_path_factory.mktemp("engine")
+    return {"glue": str(_easy_sst2(root / "glue", n=24)), "model": tiny_model_dir, "root": root}
+
+
+@pytest.fixture(scope="module")
+def local_records(fixture_data):
+    import torch
+
+    store = ResultStore(fixture_data["root"] / "local")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a Ray task with --cpus_per_run 1: results are equal for equal thread counts
+    try:
+        result = run_batch(_runs(fixture_data["model"]), store, fixture_data["glue"], progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert result.trained == 6 and not result.failed
+    return _records(store)
+
+
+def test_ray_gives_the_local_records_and_writes_each_once(cluster, fixture_data, local_records):
+    c, _ = cluster
+    store = ResultStore(fixture_data["root"] / "ray")
+    options = EngineArgs(engine="ray", ray_address=c.address)
+    result = run_batch(_runs(fixture_data["model"]), store, fixture_data["glue"], options, suite="tiny", progress=False)
+    assert not result.failed and result.trained == 6 and len(result.records) == 6
+    got = _records(store)
+    assert set(got) == set(local_records)  # the same keys: teachers and CE twins included
+    for key, record in got.items():
+        assert _metrics(record) == _metrics(local_records[key]), key
+        assert record["suite"] == "tiny"
+    # the driver wrote the models later runs need and one log per run; the scratch stores are gone
+    kept = {p.name for p in (store.root / "models").iterdir() if not p.name.startswith(".")}
+    assert kept == {k for k, r in got.items() if r["params"]["method"] == "ce"}
+    assert len(list((store.root / "logs" / "tiny").glob("*.log"))) == 6
+    # a second call trains nothing
+    again = run_batch(_runs(fixture_data["model"]), store, fixture_data["glue"], options, progress=False)
+    assert again.trained == 0 and again.already == 6
+
+
+def test_a_dead_node_loses_no_run_and_duplicates_none(cluster, fixture_data, local_records):
+    c, workers = cluster
+    store = ResultStore(fixture_data["root"] / "kill")
+    options = EngineArgs(engine="ray", ray_address=c.address, max_retries=3)
+    runs = _runs(fixture_data["model"], seeds=(0, 1, 2))
+    killed = threading.Event()
+
+    def kill_when_training():  # a worker node dies while runs are in flight on it
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed.is_set():
+            if (store.root / "checkpoints").is_dir() and any((store.root / "checkpoints").iterdir()):
+                c.remove_node(workers[1])
+                killed.set()
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=kill_when_training)
+    thread.start()
+    result = run_batch(runs, store, fixture_data["glue"], options, progress=False)
+    thread.join()
+    assert killed.is_set() and result.retried >= 1  # the runs on the dead node were submitted again
+    assert not result.failed and len(result.records) == 9 and all(r is not None for r in result.records)
+    got = _records(store)
+    assert len(got) == 9 and len({r["key"] for r in got.values()}) == 9  # every run exactly once
+    for key, record in got.items():
+        if key in local_records:
+            assert _metrics(record) == _metrics(local_records[key]), key
+    workers[1] = c.add_node(num_cpus=1)  # for the tests after this one
+    c.wait_for_nodes()
+
+
+def test_a_run_that_raises_is_named_and_the_others_finish(cluster, fixture_data, tmp_path):
+    c, _ = cluster
+    store = ResultStore(tmp_path / "r")
+    broken = RunConfig(task="sst2", model=str(tmp_path / "no-such-model"), method="ce", max_train_samples=None,
+                       epochs=1, batch_size=8)
+    runs = [broken, *_runs(fixture_data["model"], seeds=(0,), methods=("ce",))]
+    result = run_batch(runs, store, fixture_data["glue"], EngineArgs(engine="ray", ray_address=c.address),
+                       progress=False)
+    assert len(result.failed) == 1 and result.records[0] is None and result.records[1] is not None
+    (why,) = result.failed.values()
+    assert "no-such-model" in why and "\n" not in why
+    assert "1 failed" in result.summary()
+
+
+def test_two_drivers_on_one_results_folder_train_each_run_once(cluster, fixture_data, local_records, tmp_path):
+    c, _ = cluster
+    results = tmp_path / "shared"
+    script = (
+        "import json, sys\n"
+        "from cmi_toolkit.engine import EngineArgs, run_batch\n"
+        "from cmi_toolkit.results import ResultStore\n"
+        "from tests.test_engine import _runs\n"
+        f"r = run_batch(_runs({str(fixture_data['model'])!r}), ResultStore({str(results)!r}), {fixture_data['glue']!r},"
+        f" EngineArgs(engine='ray', ray_address={c.address!r}), progress=False)\n"
+        "print(json.dumps({'trained': r.trained, 'failed': r.failed}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    summaries = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
+    assert not any(s["failed"] for s in summaries)
+    assert sum(s["trained"] for s in summaries) == 6  # each run trained by one driver only
+    got = _records(ResultStore(results))
+    assert set(got) == set(local_records)
+    for key, record in got.items():
+        assert _metrics(record) == _metrics(local_records[key]), key
+
+
+def test_engine_options_are_checked():
+    with pytest.raises(ValueError, match="--engine must be one of local, ray"):
+        EngineArgs(engine="dask")
+    with pytest.raises(ValueError, match="--gpus_per_run must be >= 0"):
+        EngineArgs(gpus_per_run=-0.5)
+    with pytest.raises(ValueError, match="--cpus_per_run must be > 0"):
+        EngineArgs(cpus_per_run=0)
+
+
+def test_reproduce_takes_the_engine_options_and_refuses_a_wrong_one_in_one_line(capsys):
+    from cmi_toolkit.cli import main
+
+    from .test_cli_errors import _one_line_error
+
+    line = _one_line_error(capsys, ["reproduce", "--suite", "cpu5", "--engine", "dask"])
+    assert "--engine must be one of local, ray" in line
+    assert "--gpus_per_run" in _one_line_error(capsys, ["reproduce", "--suite", "cpu5", "--gpus_per_run", "1.5"])
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    assert "--ray_address" in capsys.readouterr().out
