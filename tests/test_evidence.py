@@ -127,5 +127,7 @@ def test_mechanism_is_unchecked_not_failed_when_the_twin_model_is_gone(tmp_path,
     ce = execute(_cfg(tiny_model_dir, method="ce", epochs=1), store, glue_dir=str(glue), progress=False, keep_model=False)
     assert not (store.root / "models" / ce["key"]).exists()
     shutil.rmtree(store.root / "models", ignore_errors=True)
+    ce["metrics"]["accuracy"] += 0.5  # retrained, the twin no longer matches its record: its model is not used
+    store.save(ce["key"], ce)
     rec = execute(_cfg(tiny_model_dir, method="cmi", epochs=1), store, glue_dir=str(glue), progress=False)
     assert rec["checks"]["mechanism"]["passed"] is None and "saved model" in rec["checks"]["mechanism"]["unchecked"]
