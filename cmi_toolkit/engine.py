@@ -220,6 +220,7 @@ class _RayDriver:
         for i, cfg in enumerate(runs):
             self._add(cfg).index.append(i)
         self.result = BatchResult(records=[None] * len(runs))
+        self._payloads: dict[str, Any] = {}
 
     def _add(self, cfg: RunConfig) -> _Node:
         key = cfg.store_key(self.glue_dir)
@@ -230,15 +231,19 @@ class _RayDriver:
 
     # -- store access: the driver is the only writer
     def _recorded(self, node: _Node) -> dict[str, Any] | None:
-        record = self.store.load(node.key)
-        if record is not None and node.index and self.suite:
-            from .results import claimed_suites
+        from .experiments import _finished
 
-            if self.suite not in claimed_suites(record):
-                record = self.store.claim(record.get("key") or node.key, self.suite)
-        return record
+        return _finished(self.store, node.key, self.suite if node.index else None)
 
-    def _payload(self, key: str) -> dict[str, Any]:
+    def _payload(self, key: str):
+        """The object-store copy of a recorded run's record and model, put once for all the runs that need it."""
+        import ray
+
+        if key not in self._payloads:
+            self._payloads[key] = ray.put(self._read_payload(key))
+        return self._payloads[key]
+
+    def _read_payload(self, key: str) -> dict[str, Any]:
         record = self.store.load(key)
         model = _model_files(self.store.root / "models" / self.store.file_key(key))
         return {"records": {record["key"]: record} if record else {}, "models": {record["key"]: model} if model else {}}
@@ -321,7 +326,7 @@ class _RayDriver:
                         bar.update(1)
                         continue
                     node.lock = lock
-                    payloads = [ray.put(self._payload(d)) for d in node.deps + ([node.key] if node.model_only else [])]
+                    payloads = [self._payload(d) for d in node.deps + ([node.key] if node.model_only else [])]
                     node.ref = task.options(
                         num_cpus=self.options.cpus_per_run, num_gpus=self.options.gpus_per_run, max_retries=0,
                         name=f"{node.cfg.task}/{node.cfg.method}/seed{node.cfg.seed}",
@@ -375,6 +380,7 @@ class _RayDriver:
                 bar.update(1)
             return
         self._write(out)
+        self._payloads.pop(node.key, None)
         self._release(node)
         node.state = "done"
         self.result.trained += bool(node.index) and not node.model_only

@@ -632,8 +632,7 @@ def _recreate_model(cfg: RunConfig, record: dict[str, Any], store: ResultStore, 
                                 kept_by="dependency")
             finally:
                 torch.set_num_threads(before)
-            differs = [m for m in IDENTITY_METRICS if m in record["metrics"]
-                       and fresh["metrics"].get(m) != record["metrics"][m]]
+            differs = _differing_metrics(fresh["metrics"], record)
             if differs:
                 print(f"notice: run {key} trained again gives other {', '.join(differs)} than its record "
                       f"({[fresh['metrics'].get(m) for m in differs]} vs {[record['metrics'][m] for m in differs]}); "
@@ -655,6 +654,11 @@ def _load_saved(path: Path):
 
 #: metrics a re-created run must match to the last digit before its predictions join the original record
 IDENTITY_METRICS = ("accuracy", "feature_cmi", "output_cmi")
+
+
+def _differing_metrics(metrics: dict[str, Any], record: dict[str, Any]) -> list[str]:
+    """The metrics of :data:`IDENTITY_METRICS` in which a run made again differs from its record (to the digit)."""
+    return [m for m in IDENTITY_METRICS if m in record["metrics"] and metrics.get(m) != record["metrics"][m]]
 
 
 def add_predictions(record: dict[str, Any], store: ResultStore, glue_dir: str | None = None,
@@ -690,7 +694,7 @@ def add_predictions(record: dict[str, Any], store: ResultStore, glue_dir: str | 
         source, new, block = "retrained (metrics identical to the record)", fresh["metrics"], fresh["predictions"]
     else:
         return "no kept model (pass --retrain to train it again)"
-    differs = [m for m in IDENTITY_METRICS if m in record["metrics"] and new.get(m) != record["metrics"][m]]
+    differs = _differing_metrics(new, record)
     if differs:
         return (f"metrics {differs} differ from the record ({[new.get(m) for m in differs]} vs "
                 f"{[record['metrics'][m] for m in differs]}): not added")
