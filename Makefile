@@ -50,14 +50,16 @@ lab: setup
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) notebooks
 
 # the lab's cached runs (results/lab): trains what is missing, about a minute per model on a laptop CPU
+# (LAB_ARGS="--engine ray" fans them out over a local Ray, or the cluster at $$RAY_ADDRESS)
 lab-cache: setup
-	$(BIN)/python -m cmi_toolkit.lab
+	$(BIN)/cmi-toolkit lab-cache $(LAB_ARGS)
 
 bench: setup
 	$(BIN)/python benchmarks/bench_cmi_step.py
 	$(BIN)/python benchmarks/bench_measure.py
 	$(BIN)/python benchmarks/bench_throughput.py
 	$(BIN)/python benchmarks/bench_cpu_variants.py
+	$(BIN)/python benchmarks/bench_fanout.py
 
 # each notebook is paired with a py:percent twin (notebooks/jupytext.toml); edit either, then sync
 notebooks-sync: setup

@@ -603,9 +603,10 @@ class CoTArgs:
 def cmd_cot(argv: list[str]) -> int:
     """Chain-of-thought distillation: label-only vs DSS vs DSS+MI on CQA or SVAMP over seeds."""
     from .cot import cot_table, run_cot_suite
+    from .engine import EngineArgs
     from .results import atomic_write_text
 
-    (args,) = _parser(CoTArgs).parse_args_into_dataclasses(argv)
+    args, engine = _parser((CoTArgs, EngineArgs)).parse_args_into_dataclasses(argv)
     overrides = {k: getattr(args, k) for k in ("max_train_samples", "max_eval_samples", "epochs", "beta", "mask_padding")
                  if getattr(args, k) is not None}
     if args.preset == "cpu":
@@ -616,7 +617,7 @@ def cmd_cot(argv: list[str]) -> int:
     if seeds is None or modes is None:
         raise ValueError("--seeds and --modes need values, e.g. --seeds 0,1,2 --modes label_only,dss,dss_mi")
     records = run_cot_suite(args.dataset, args.preset, tuple(seeds), tuple(modes),
-                            source=args.cot_dir, results_dir=args.results_dir, overrides=overrides)
+                            source=args.cot_dir, results_dir=args.results_dir, overrides=overrides, engine=engine)
     table = cot_table(records)
     atomic_write_text(f"{args.results_dir}/summary_{args.dataset}_{args.preset}.md", table + "\n")
     print(table)
@@ -636,20 +637,21 @@ class SearchArgs:
 
 def cmd_search(argv: list[str]) -> int:
     """Choose CMI settings on held-out training data (Optuna grid + successive halving); prints the table."""
+    from .engine import EngineArgs
     from .experiments import RunConfig
     from .results import ResultStore, atomic_write_text
     from .search import search_settings
 
-    parser = _parser((SearchArgs, RunConfig, StoreArgs))
+    parser = _parser((SearchArgs, RunConfig, StoreArgs, EngineArgs))
     parser.set_defaults(results_dir="results/search")
-    args, base, store_args = parser.parse_args_into_dataclasses(argv)
+    args, base, store_args, engine = parser.parse_args_into_dataclasses(argv)
     if args.suite:
         from .reproduce import load_suite
         from .search import run_suite_search, search_table
 
         results = D.SUITE_RESULTS_DIR if store_args.results_dir == "results/search" else store_args.results_dir
         found = run_suite_search(load_suite(args.suite), args.kind, tasks=_split(args.tasks, name="--tasks"),
-                                 glue_dir=store_args.glue_dir, results_root=Path(results))
+                                 glue_dir=store_args.glue_dir, results_root=Path(results), engine=engine)
         for result in found.values():
             print("\n".join(search_table(result)) + "\n")
         return 0
@@ -663,7 +665,7 @@ def cmd_search(argv: list[str]) -> int:
             raise ValueError(f"{args.grid}: cannot read the grid ({exc})") from None
     out = search_settings(base, ResultStore(store_args.results_dir), grid, kind=args.kind,
                           seeds=_split(args.seeds, int, "--seeds"), budgets=_split(args.budgets, float, "--budgets"),
-                          glue_dir=store_args.glue_dir)
+                          glue_dir=store_args.glue_dir, engine=engine)
     lines = [f"Held-out settings search, {base.task}, {args.kind}; rule: {out['rule']}.", "",
              "| space | T | λ | centroids | budget (epochs) | mean gain (points) | per seed | pruned |", "|---|---|---|---|---|---|---|---|"]
     for r in out["table"]:
@@ -676,6 +678,22 @@ def cmd_search(argv: list[str]) -> int:
     text = "\n".join(lines)
     atomic_write_text(f"{store_args.results_dir}/search_{base.task}_{args.kind}.md", text + "\n")
     print(text)
+    return 0
+
+
+@dataclass
+class LabCacheArgs:
+    results_dir: str = field(default=D.LAB_RESULTS_DIR, metadata={"help": "the lab's result store"})
+    glue_dir: str | None = field(default=None, metadata={"help": "GLUE folder; default $CMI_TOOLKIT_GLUE_DIR"})
+
+
+def cmd_lab_cache(argv: list[str]) -> int:
+    """Train what the course's lab cache lacks (the lambda sweep and notebook 03's views)."""
+    from .engine import EngineArgs
+    from .lab import build_cache
+
+    args, engine = _parser((LabCacheArgs, EngineArgs)).parse_args_into_dataclasses(argv)
+    print(build_cache(args.results_dir, args.glue_dir, engine))
     return 0
 
 
@@ -718,6 +736,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "report": cmd_report,
     "predictions": cmd_predictions,
     "cot": cmd_cot,
+    "lab-cache": cmd_lab_cache,
     "readme": cmd_readme,
     "search": cmd_search,
     "tasks": cmd_tasks,

@@ -1,8 +1,11 @@
 """Batches of runs: one after another in this process (``local``) or fanned out over a Ray cluster (``ray``).
 
-Every batch command (``reproduce``, ``search``, ``lab-cache``) hands its runs to :func:`run_batch`.
+Every batch command hands its runs to this module: ``reproduce``, ``search`` (a rung at a time) and ``lab-cache``
+give :func:`run_batch` their :class:`~cmi_toolkit.experiments.RunConfig` s; ``cot --seeds`` gives :func:`run_jobs`
+its :class:`Job` s (runs that are not ``execute`` runs: a function that returns the record to file under a key).
 
-``local`` (the default; Ray need not be installed) calls :func:`~cmi_toolkit.experiments.execute` for each run.
+``local`` (the default; Ray need not be installed) calls :func:`~cmi_toolkit.experiments.execute` (or the job's
+function) for each run, one after another in this process.
 
 ``ray`` makes this process the driver and the only writer of the results folder:
 
@@ -29,6 +32,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,13 +95,58 @@ class BatchResult:
         return "\n".join([line, *(f"failed: {key}: {why}" for key, why in self.failed.items())])
 
 
+@dataclass(frozen=True)
+class Job:
+    """A run that is not an :func:`~cmi_toolkit.experiments.execute` run (e.g. a CoT student): ``fn(*args)``
+    returns the record to file under ``key``; ``fn`` must be importable by name (a module-level function), so a
+    Ray worker can call it. ``name`` is what progress lines and errors call it."""
+
+    key: str
+    name: str
+    fn: Callable[..., dict[str, Any]]
+    args: tuple = ()
+
+
+def run_jobs(jobs: list[Job], store: ResultStore, options: EngineArgs | None = None, desc: str = "runs",
+             progress: bool = True) -> BatchResult:
+    """Each job's record, from ``store`` where it is filed, else made by the engine of ``options`` and filed.
+
+    ``local`` makes them one after another under each job's run lock (a second process waits, then reads the
+    record); ``ray`` fans them out like :func:`run_batch` (the driver alone writes the store).
+    """
+    options = options or EngineArgs()
+    if options.engine == "ray":
+        return _JobDriver(jobs, store, options, progress).run()
+    started = time.perf_counter()
+    result = BatchResult(records=[])
+    store.check_writable()
+    bar = tqdm(jobs, desc=desc, unit="run", disable=not progress)
+    for job in bar:
+        bar.set_postfix_str(job.name)
+        record = store.load(job.key)
+        if record is None:
+            with store.run_lock(job.key):
+                record = store.load(job.key)  # another process may have made it while this one waited
+                if record is None:
+                    record = job.fn(*job.args)
+                    store.save(job.key, record)
+                    result.trained += 1
+                else:
+                    result.already += 1
+        else:
+            result.already += 1
+        result.records.append(record)
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
 def run_batch(runs: list[RunConfig], store: ResultStore, glue_dir: str | None = None,
               options: EngineArgs | None = None, suite: str | None = None, keep_model: bool | None = None,
               progress: bool = True) -> BatchResult:
     """Execute the ``runs`` not yet in ``store`` with the engine of ``options`` (default: local)."""
     options = options or EngineArgs()
     if options.engine == "ray":
-        return _RayDriver(runs, store, glue_dir, options, suite, keep_model, progress).run()
+        return _RunDriver(runs, store, glue_dir, options, suite, keep_model, progress).run()
     started = time.perf_counter()
     result = BatchResult(records=[])
     bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
@@ -153,12 +203,7 @@ def train_in_scratch(cfg: RunConfig, glue_dir: str | None, checkpoint_dir: str, 
             for key, files in payload["models"].items():
                 _write_files(scratch.root / "models" / key, files)
         had_models = {p.name for p in (scratch.root / "models").glob("*")} if (scratch.root / "models").is_dir() else set()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = os.dup(1), os.dup(2)
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
+        with _captured(log):
             if model_only:
                 from .experiments import _kept_model
 
@@ -170,13 +215,6 @@ def train_in_scratch(cfg: RunConfig, glue_dir: str | None, checkpoint_dir: str, 
             else:
                 record = execute(cfg, scratch, glue_dir=glue_dir, progress=False, suite=suite,
                                  keep_model=keep_model, checkpoint_dir=checkpoint_dir)
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
         records = {p.stem: scratch.load(p.stem) for p in scratch.runs.glob("*.json") if p.stem not in given}
         models = {p.name: _model_files(p) for p in (scratch.root / "models").glob("*")
                   if p.is_dir() and p.name not in had_models}
@@ -184,6 +222,39 @@ def train_in_scratch(cfg: RunConfig, glue_dir: str | None, checkpoint_dir: str, 
         text = log.read().decode("utf-8", errors="replace")
     return {"key": record["key"], "records": records, "models": {k: v for k, v in models.items() if v},
             "log": text}
+
+
+@contextmanager
+def _captured(log) -> Iterator[None]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2: also C-level output) to ``log``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def run_job(job: Job, env: dict[str, str], threads: int) -> dict[str, Any]:
+    """Body of one Ray task of a :class:`Job`: its function's record, and everything it printed."""
+    import torch
+
+    os.environ.update(env)
+    torch.set_num_threads(max(1, threads))
+    with tempfile.TemporaryFile() as log:
+        with _captured(log):
+            record = job.fn(*job.args)
+        log.seek(0)
+        text = log.read().decode("utf-8", errors="replace")
+    return {"key": job.key, "records": {job.key: record}, "models": {}, "log": text}
 
 
 # ---------------------------------------------------------------------------------------------------- driver side
@@ -209,25 +280,31 @@ def _one_line(exc: BaseException) -> str:
 
 
 class _RayDriver:
-    def __init__(self, runs, store, glue_dir, options, suite, keep_model, progress):
-        from .data import resolve_source
+    """The loop every Ray batch shares: submit what is ready, write what comes back, retry what was lost.
 
+    Subclasses fill ``nodes`` and say how a node is submitted (:meth:`_submit`) and named (:meth:`_name`).
+    """
+
+    def __init__(self, store, options, suite, keep_model, progress, size: int):
         self.store, self.options, self.suite, self.keep_model, self.progress = store, options, suite, keep_model, progress
-        self.glue_dir = str(resolve_source(glue_dir))  # "hub" or an absolute folder every node must see
         self.checkpoint_dir = str(Path(options.checkpoint_dir or store.root / "checkpoints").resolve())
-        self.runs = runs
         self.nodes: dict[str, _Node] = {}
-        for i, cfg in enumerate(runs):
-            self._add(cfg).index.append(i)
-        self.result = BatchResult(records=[None] * len(runs))
+        self.result = BatchResult(records=[None] * size)
         self._payloads: dict[str, Any] = {}
+        self._finished = 0  # runs this driver saw through (trained, re-created, or finished by another process)
 
-    def _add(self, cfg: RunConfig) -> _Node:
-        key = cfg.store_key(self.glue_dir)
-        if key not in self.nodes:
-            deps = [self._add(d).key for d in dependencies(cfg)]
-            self.nodes[key] = _Node(cfg, key, deps)
-        return self.nodes[key]
+    def _name(self, node: _Node) -> str:
+        return f"{node.cfg.task}/{node.cfg.method}/seed{node.cfg.seed}"
+
+    def _submit(self, node: _Node, env: dict[str, str], threads: int):
+        raise NotImplementedError
+
+    def _remote(self, fn, node: _Node):
+        import ray
+
+        return ray.remote(fn).options(num_cpus=self.options.cpus_per_run, num_gpus=self.options.gpus_per_run,
+                                      max_retries=0, name=self._name(node))
+
 
     # -- store access: the driver is the only writer
     def _recorded(self, node: _Node) -> dict[str, Any] | None:
@@ -280,12 +357,11 @@ class _RayDriver:
             # a Ray started here runs its workers at normal priority (Ray's default niceness of 15 starves
             # them on a machine that does anything else)
             extra = {} if address else {"_system_config": {"worker_niceness": 0}}
-            context = ray.init(address=address, include_dashboard=None, log_to_driver=False,
+            context = ray.init(address=address or "local", include_dashboard=None, log_to_driver=False,
                                logging_level="ERROR", configure_logging=True, **extra)
             self.result.dashboard = getattr(context, "dashboard_url", None) or None
             if self.result.dashboard:
                 print(f"Ray dashboard: http://{self.result.dashboard}", file=sys.stderr, flush=True)
-        task = ray.remote(train_in_scratch)
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
         threads = max(1, int(self.options.cpus_per_run))
         for node in self.nodes.values():
@@ -323,21 +399,17 @@ class _RayDriver:
                     if self.store.load(node.key) is not None and not node.model_only:  # finished meanwhile
                         lock.release()
                         node.state = "done"
+                        self._finished += 1
                         bar.update(1)
                         continue
                     node.lock = lock
-                    payloads = [self._payload(d) for d in node.deps + ([node.key] if node.model_only else [])]
-                    node.ref = task.options(
-                        num_cpus=self.options.cpus_per_run, num_gpus=self.options.gpus_per_run, max_retries=0,
-                        name=f"{node.cfg.task}/{node.cfg.method}/seed{node.cfg.seed}",
-                    ).remote(node.cfg, self.glue_dir, self.checkpoint_dir, self.suite,
-                             self.keep_model if node.index else True, env, threads, node.model_only, *payloads)
+                    node.ref = self._submit(node, env, threads)
                     node.state, node.attempts = "running", node.attempts + 1
                     running[node.ref] = node
                 if not running and not any(n.state == "waiting" for n in self.nodes.values()):
                     break
-                bar.set_postfix_str(f"running {len(running)}, failed {len(self.result.failed)}, "
-                                    f"retried {self.result.retried}")
+                bar.set_postfix_str(f"finished {self._finished}, running {len(running)}, "
+                                    f"failed {len(self.result.failed)}, retried {self.result.retried}")
                 if not running:
                     time.sleep(1.0)
                     continue
@@ -372,7 +444,7 @@ class _RayDriver:
             if node.attempts <= self.options.max_retries:
                 node.state = "todo"
                 self.result.retried += 1
-                print(f"notice: {node.cfg.task}/{node.cfg.method}/seed{node.cfg.seed} lost its worker "
+                print(f"notice: {self._name(node)} lost its worker "
                       f"({type(exc).__name__}); submitting it again", file=sys.stderr, flush=True)
             else:
                 node.state = "failed"
@@ -383,8 +455,52 @@ class _RayDriver:
         self._payloads.pop(node.key, None)
         self._release(node)
         node.state = "done"
+        self._finished += 1
         self.result.trained += bool(node.index) and not node.model_only
         bar.update(1)
 
 
-__all__ = ["ENGINES", "BatchResult", "EngineArgs", "run_batch", "train_in_scratch"]
+class _RunDriver(_RayDriver):
+    """Runs of :func:`~cmi_toolkit.experiments.execute`, with their teachers and CE twins as dependencies."""
+
+    def __init__(self, runs, store, glue_dir, options, suite, keep_model, progress):
+        from .data import resolve_source
+
+        super().__init__(store, options, suite, keep_model, progress, len(runs))
+        self.glue_dir = str(resolve_source(glue_dir))  # "hub" or an absolute folder every node must see
+        for i, cfg in enumerate(runs):
+            self._add(cfg).index.append(i)
+
+    def _add(self, cfg: RunConfig) -> _Node:
+        key = cfg.store_key(self.glue_dir)
+        if key not in self.nodes:
+            deps = [self._add(d).key for d in dependencies(cfg)]
+            self.nodes[key] = _Node(cfg, key, deps)
+        return self.nodes[key]
+
+    def _submit(self, node: _Node, env: dict[str, str], threads: int):
+        payloads = [self._payload(d) for d in node.deps + ([node.key] if node.model_only else [])]
+        return self._remote(train_in_scratch, node).remote(
+            node.cfg, self.glue_dir, self.checkpoint_dir, self.suite, self.keep_model if node.index else True, env,
+            threads, node.model_only, *payloads)
+
+
+class _JobDriver(_RayDriver):
+    """Independent :class:`Job` s (no dependencies, no models): each returns the record filed under its key."""
+
+    def __init__(self, jobs, store, options, progress):
+        super().__init__(store, options, None, None, progress, len(jobs))
+        for i, job in enumerate(jobs):
+            self.nodes.setdefault(job.key, _Node(job, job.key, [])).index.append(i)
+
+    def _name(self, node: _Node) -> str:
+        return node.cfg.name
+
+    def _recorded(self, node: _Node) -> dict[str, Any] | None:
+        return self.store.load(node.key)
+
+    def _submit(self, node: _Node, env: dict[str, str], threads: int):
+        return self._remote(run_job, node).remote(node.cfg, env, threads)
+
+
+__all__ = ["ENGINES", "BatchResult", "EngineArgs", "Job", "run_batch", "run_jobs", "run_job", "train_in_scratch"]

@@ -9,7 +9,7 @@ Notebook 03 reuses the same runs through :func:`model_view`: a small per-model s
 in feature space (PCA of f_x, the FPDCs, each example's KL to its class centroid), cached beside the
 records; building one needs the kept model, which exists where the run was trained.
 
-``python -m cmi_toolkit.lab`` (``make lab-cache``) trains whatever of the cache is missing.
+``cmi-toolkit lab-cache`` (``make lab-cache``) trains whatever of the cache is missing, locally or over Ray.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from . import defaults as D
 from .experiments import RunConfig, execute
 from .results import ResultStore, write_json
 
-__all__ = ["SMOKE_PRESET", "lab_config", "record_row", "sweep", "train_row", "timing", "model_view", "main"]
+__all__ = ["SMOKE_PRESET", "build_cache", "lab_config", "record_row", "sweep", "train_row", "timing", "model_view"]
 
 #: a pipeline check of the lab in well under a minute: numbers are not meaningful
 SMOKE_PRESET: dict[str, Any] = {"max_train_samples": 256, "max_eval_samples": 200, "epochs": 1}
@@ -57,17 +57,27 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
 
 def sweep(lambdas: list[float] | tuple[float, ...] = D.LAB_LAMBDAS, seeds: list[int] | tuple[int, ...] = D.LAB_SEEDS,
           results_dir: str | os.PathLike = D.LAB_RESULTS_DIR, glue_dir: str | None = None, train: bool = True,
-          smoke: bool = False, progress: bool = True, **overrides: Any) -> tuple[list[dict[str, Any]], list[RunConfig]]:
+          smoke: bool = False, progress: bool = True, engine=None,
+          **overrides: Any) -> tuple[list[dict[str, Any]], list[RunConfig]]:
     """Rows of the lambda sweep (one per lambda and seed) and the runs that are neither cached nor trained.
 
     A run whose record is in ``results_dir`` is loaded; a missing one is trained when ``train`` is true
-    (its CE twin first, for the mechanism check) and otherwise returned in the second list.
+    (its CE twin first, for the mechanism check) and otherwise returned in the second list. ``engine``
+    (:class:`~cmi_toolkit.engine.EngineArgs`) trains the missing ones as one batch, locally or over Ray.
     """
     from tqdm.auto import tqdm
 
     store = ResultStore(results_dir)
     rows, missing = [], []
     runs = [lab_config(lam, seed, smoke, **overrides) for lam in lambdas for seed in seeds]
+    if train and engine is not None:
+        from .engine import run_batch
+
+        todo = [cfg for cfg in runs if store.load(cfg.store_key(glue_dir)) is None]
+        done = run_batch(todo, store, glue_dir, engine, keep_model=True, progress=progress) if todo else None
+        if done is not None and done.failed:
+            raise RuntimeError(f"{len(done.failed)} lab run(s) failed: "
+                               + "; ".join(f"{key}: {why}" for key, why in done.failed.items()))
     for cfg in tqdm(runs, desc="lab runs (cached ones load at once)", disable=not progress):
         record = store.load(cfg.store_key(glue_dir))
         if record is None and not train:
@@ -168,23 +178,13 @@ def _umap(points, seed: int) -> list[list[float]] | None:
     return np.round(xy, 5).tolist()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Train what the lab cache lacks: the sweep and the views notebook 03 shows."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m cmi_toolkit.lab", description=main.__doc__)
-    parser.add_argument("--results_dir", default=D.LAB_RESULTS_DIR)
-    parser.add_argument("--glue_dir", default=None)
-    args = parser.parse_args(argv)
-    rows, _ = sweep(results_dir=args.results_dir, glue_dir=args.glue_dir)
+def build_cache(results_dir: str | os.PathLike = D.LAB_RESULTS_DIR, glue_dir: str | None = None,
+                engine=None) -> str:
+    """Train what the lab cache lacks (the sweep, then the views notebook 03 shows); returns a summary line."""
+    rows, _ = sweep(results_dir=results_dir, glue_dir=glue_dir, engine=engine)
     for lam in (0.0, D.CMI_WEIGHT):
-        model_view(lab_config(lam, D.LAB_SEEDS[0]), args.results_dir, args.glue_dir)
+        model_view(lab_config(lam, D.LAB_SEEDS[0]), results_dir, glue_dir)
     t = timing(rows)
-    print(f"{len(rows)} lab runs in {args.results_dir}; median training time {t['median_train_s']:.0f} s "
-          f"({'; '.join(t['machines'])})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return (f"{len(rows)} lab runs in {results_dir}; median training time {t['median_train_s']:.0f} s "
+            f"({'; '.join(t['machines'])})")
 

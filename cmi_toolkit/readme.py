@@ -84,7 +84,8 @@ def render(spec: str, root: str | Path = REPO) -> str:
 
         spec = load_suite(words[1])
         found = [search_file(spec, t, words[2], root / "results") for t in spec["tasks"]]
-        parts = ["\n".join(search_table(json.loads(p.read_text(encoding="utf-8")))) for p in found if p.is_file()]
+        store = ResultStore(root / "results" / "search")
+        parts = ["\n".join(search_table(json.loads(p.read_text(encoding="utf-8")), store)) for p in found if p.is_file()]
         return "\n\n".join(parts) if parts else f"- no {words[2]} search of suite {words[1]} has finished yet."
     raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'verdict SUITE', 'equivalence SUITE', "
                      "'search SUITE KIND', 'presets TASK', 'lab' or "
@@ -117,13 +118,21 @@ def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = 
 
     have = {record_store_key(r) for r in records}
     done = sum(cfg.store_key() in have for cfg in planned) if planned else 0
-    searches, all_searched = [], True
+    import json
+
+    from .results import ResultStore
+    from .search import search_informative
+
+    searches, all_searched, blind = [], True, []
     for kind, conf in (spec.get("search") or {}).items():
         if isinstance(conf, dict):
             tasks = conf.get("tasks") or list(spec["tasks"])
             finished = [t for t in tasks if search_file(spec, t, kind, root / "results").is_file()]
             searches.append(f"{kind} search {len(finished)}/{len(tasks)} tasks")
             all_searched &= len(finished) == len(tasks)
+            store = ResultStore(root / "results" / "search")
+            blind += [f"{t} ({kind})" for t in finished if not search_informative(
+                json.loads(search_file(spec, t, kind, root / "results").read_text(encoding="utf-8")), store)]
     from .plan import plan_status
 
     pre = plan_status(spec, spec.get("_file"), records)["precedes"]
@@ -133,7 +142,10 @@ def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = 
     return [f"- status: {done} of the {len(planned)} runs planned so far are recorded"
             + (f"; {', '.join(searches)}" if searches else "") + before
             + ("" if complete else " — **partial**: the lines below use what is recorded, and runs that wait for a "
-               "search are not yet planned") + "."]
+               "search are not yet planned") + "."] + ([
+        f"- uninformative searches: {', '.join(blind)}: every held-out run at their last budget, the baselines' "
+        "included, was flagged degenerate, so their winners are the tie rule's picks; the comparisons that use "
+        "them test those picks, not settings chosen on held-out data."] if blind else [])
 
 
 def _lab(results_dir: Path) -> str:

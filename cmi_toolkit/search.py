@@ -29,7 +29,7 @@ from typing import Any
 from .experiments import RunConfig, execute
 from .results import ResultStore
 
-__all__ = ["GRID", "TEACHER_GRID", "candidates", "search_settings", "RULE"]
+__all__ = ["GRID", "TEACHER_GRID", "candidates", "search_flags", "search_informative", "search_settings", "search_table", "RULE"]
 
 GRID: dict[str, list[Any]] = {
     "space": ["feature", "output"],
@@ -79,11 +79,59 @@ def _objective_value(base: RunConfig, settings: dict[str, Any], kind: str, epoch
     return sum(gains) / len(gains), gains
 
 
+def _rung_runs(base: RunConfig, settings: dict[str, Any], kind: str, epochs: float, seeds: Sequence[int],
+               students: bool = True) -> list[RunConfig]:
+    """The runs :func:`_objective_value` reads for one candidate at one budget (teachers and students apart)."""
+    runs = []
+    for seed in seeds:
+        common = dict(seed=seed, epochs=epochs, eval_on="heldout")
+        if kind == "minimiser":
+            runs += [dataclasses.replace(base, method="cmi", **settings, **common),
+                     dataclasses.replace(base, method="ce", **common)]
+        elif students:
+            runs += [dataclasses.replace(base, method="kd_mcmi", **settings, **common)]
+        else:
+            runs += [dataclasses.replace(base, method="mcmi", **settings, **common),
+                     dataclasses.replace(base, method="kd_ce", **common)]
+    return runs
+
+
+def _batch(runs: list[RunConfig], store: ResultStore, glue_dir: str | None, engine) -> None:
+    from .engine import run_batch
+
+    done = run_batch(runs, store, glue_dir, engine, progress=True)
+    if done.failed:
+        raise RuntimeError(f"{len(done.failed)} search run(s) failed: "
+                           + "; ".join(f"{key}: {why}" for key, why in done.failed.items()))
+
+
+def _run_rung(base: RunConfig, cands: Sequence[dict[str, Any]], kind: str, epochs: float, seeds: Sequence[int],
+              store: ResultStore, glue_dir: str | None, engine) -> None:
+    """Train every run of ``cands`` at this budget as one batch of ``engine`` (local or Ray), so that
+    :func:`_objective_value` then only reads records. A teacher search trains the teachers first and the
+    students of those teachers that passed their mechanism check on every seed."""
+    if kind == "minimiser":
+        _batch([r for c in cands for r in _rung_runs(base, c, kind, epochs, seeds)], store, glue_dir, engine)
+        return
+    _batch([r for c in cands for r in _rung_runs(base, c, kind, epochs, seeds, students=False)], store, glue_dir,
+           engine)
+    passed = []
+    for c in cands:
+        teachers = [execute(r, store, glue_dir, progress=False)
+                    for r in _rung_runs(base, c, kind, epochs, seeds, students=False) if r.method == "mcmi"]
+        if all(t["checks"]["mechanism"]["passed"] for t in teachers):
+            passed.append(c)
+    _batch([r for c in passed for r in _rung_runs(base, c, kind, epochs, seeds)], store, glue_dir, engine)
+
+
 def search_settings(base: RunConfig, store: ResultStore, grid: dict[str, Sequence[Any]] | None = None,
                     kind: str = "minimiser", seeds: Sequence[int] = (0, 1, 2), budgets: Sequence[float] = (1, 3),
                     glue_dir: str | None = None, tie: float = 0.001, reduction_factor: int = 3,
-                    progress: bool = True) -> dict[str, Any]:
+                    progress: bool = True, engine=None) -> dict[str, Any]:
     """Run the search; returns ``{"winner", "rule", "table"}``, the table one row per candidate.
+
+    ``engine`` (:class:`~cmi_toolkit.engine.EngineArgs`): each trial's seeds at each budget train as one
+    batch (local, or fanned out over Ray); None trains them one after another here.
 
     Each row: the candidate's settings, the budget it reached, its objective there (mean gain,
     as a fraction) and the per-seed gains. ``pruned`` rows stopped at a smaller budget.
@@ -102,6 +150,8 @@ def search_settings(base: RunConfig, store: ResultStore, grid: dict[str, Sequenc
         settings = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
         value = -math.inf
         for rung, epochs in enumerate(budgets):
+            if engine is not None:
+                _run_rung(base, [settings], kind, epochs, seeds, store, glue_dir, engine)
             value, gains = _objective_value(base, settings, kind, epochs, seeds, store, glue_dir)
             rows[trial.number] = {**settings, "budget": epochs, "gain": value, "gains": gains, "pruned": False}
             trial.report(value if math.isfinite(value) else -1.0, rung)
@@ -143,8 +193,11 @@ SH_RULE = ("successive halving: every candidate at the first budget, the best 1/
 def successive_halving(base: RunConfig, store: ResultStore, candidates_: Sequence[dict[str, Any]],
                        kind: str = "minimiser", rungs: Sequence[tuple[float, Sequence[int]]] = ((1, (0,)), (3, (0, 1))),
                        eta: int = 4, glue_dir: str | None = None, tie: float = 0.001,
-                       progress: bool = True) -> dict[str, Any]:
+                       progress: bool = True, engine=None) -> dict[str, Any]:
     """Synchronous successive halving sized for a CPU: ``rungs`` are (epochs, seeds) from cheap to full.
+
+    ``engine`` (:class:`~cmi_toolkit.engine.EngineArgs`): a rung's runs (every surviving candidate, every
+    seed) train as one batch, locally or fanned out over Ray; None trains them one after another here.
 
     All candidates run at the first rung; after each rung the best ceil(n / eta) continue. Every run is a
     record in ``store`` (held-out split of the training data: the dev sets are never read), so a repeated
@@ -161,6 +214,8 @@ def successive_halving(base: RunConfig, store: ResultStore, candidates_: Sequenc
     index = {id(c): i for i, c in enumerate(alive)}
     for r, (epochs, seeds) in enumerate(rungs):
         scored = []
+        if engine is not None:
+            _run_rung(base, alive, kind, epochs, seeds, store, glue_dir, engine)
         for c in tqdm(alive, desc=f"rung {r + 1}/{len(rungs)} ({epochs:g} epochs, {len(seeds)} seeds)",
                       disable=not progress):
             value, gains = _objective_value(base, c, kind, epochs, seeds, store, glue_dir)
@@ -214,7 +269,7 @@ SETTING_KEYS = ("space", "temperature", "cmi_weight", "centroid_mode")
 
 
 def run_suite_search(spec: dict[str, Any], kind: str, tasks: Sequence[str] | None = None, glue_dir: str | None = None,
-                     results_root: Path | None = None, progress: bool = True) -> dict[str, dict[str, Any]]:
+                     results_root: Path | None = None, progress: bool = True, engine=None) -> dict[str, dict[str, Any]]:
     """Run the suite's declared ``search:`` of ``kind`` on each of its tasks; write each result; return them.
 
     ``search.minimiser`` / ``search.teacher``: ``grid`` (``cpu``) or ``candidates`` (``cpu``), ``rungs``
@@ -245,7 +300,7 @@ def run_suite_search(spec: dict[str, Any], kind: str, tasks: Sequence[str] | Non
             cands = CPU_TEACHER_CANDIDATES if conf.get("candidates", "cpu") == "cpu" else conf["candidates"]
         rungs = [(float(e), tuple(s)) for e, s in conf.get("rungs", [[1, [0]], [3, [0, 1]]])]
         result = successive_halving(base, store, cands, kind=kind, rungs=rungs, eta=int(conf.get("eta", 4)),
-                                    glue_dir=glue_dir, progress=progress)
+                                    glue_dir=glue_dir, progress=progress, engine=engine)
         result.update(task=task, suite=spec.get("suite"), provenance=git_state())
         path = search_file(spec, task, kind, results_root)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,18 +310,55 @@ def run_suite_search(spec: dict[str, Any], kind: str, tasks: Sequence[str] | Non
     return out
 
 
-def search_table(result: dict[str, Any]) -> list[str]:
-    """Markdown of one search: its rule, every candidate at the budget it reached, and the winner."""
+def search_flags(result: dict[str, Any], store: ResultStore) -> list[tuple[int, int]]:
+    """Per row of ``result["table"]``: (runs flagged degenerate, runs found) among the runs its gain was read
+    from at the budget it reached: the candidate's (a teacher's students too) and its baselines', every seed.
+
+    A degenerate run (training loss at chance, one predicted class, near-uniform outputs) scores what a constant
+    predictor scores; where both sides of every pair are such, the held-out gains cannot rank the candidates.
+    """
+    task = result.get("task")
+    index: dict[tuple, list[bool]] = {}
+    for record in store.all_records():
+        p = record["params"]
+        if p.get("task") != task or p.get("eval_on") != "heldout":
+            continue
+        settings = tuple(p.get(k) for k in SETTING_KEYS) if p["method"] in ("cmi", "mcmi", "kd_mcmi") else None
+        flagged = bool((record.get("checks") or {}).get("flags"))
+        index.setdefault((p["method"], float(p["epochs"]), p["seed"], settings), []).append(flagged)
+    methods = (("cmi",), ("ce",)) if result["kind"] == "minimiser" else (("mcmi", "kd_mcmi"), ("kd_ce",))
+    out = []
+    for row in result["table"]:
+        settings = tuple(row[k] for k in SETTING_KEYS)
+        found: list[bool] = []
+        for seed in row.get("seeds", []):
+            for method in methods[0]:
+                found += index.get((method, float(row["budget"]), seed, settings), [])[:1]
+            for method in methods[1]:
+                found += index.get((method, float(row["budget"]), seed, None), [])[:1]
+        out.append((sum(found), len(found)))
+    return out
+
+
+def search_table(result: dict[str, Any], store: ResultStore | None = None) -> list[str]:
+    """Markdown of one search: its rule, every candidate at the budget it reached, and the winner.
+
+    With the search's result ``store``, a column counts each row's runs flagged degenerate, and a search whose
+    every run at the last budget is flagged is said to be uninformative: its winner is the tie rule's pick.
+    """
     from . import defaults as D
 
+    flags = search_flags(result, store) if store is not None else None
     lines = [f"Held-out search, {result.get('task')}, {result['kind']}; rule: {result['rule']}.", "",
-             "| space | T | λ | centroids | budget (epochs) | seeds | mean held-out gain (points) | per seed | stopped |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in result["table"]:
+             "| space | T | λ | centroids | budget (epochs) | seeds | mean held-out gain (points) | per seed | stopped |"
+             + (" runs flagged degenerate |" if flags else ""),
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if flags else "")]
+    for i, r in enumerate(result["table"]):
         gain = "refused (mechanism)" if r["gain"] == float("-inf") else f"{100 * r['gain']:+.2f}"
         lines.append(f"| {r['space']} | {r['temperature']:g} | {r['cmi_weight']:g} | {r['centroid_mode']} | "
                      f"{r['budget']:g} | {len(r.get('seeds', []))} | {gain} | "
-                     f"{', '.join(f'{100 * g:+.2f}' for g in r['gains'])} | {'yes' if r['pruned'] else ''} |")
+                     f"{', '.join(f'{100 * g:+.2f}' for g in r['gains'])} | {'yes' if r['pruned'] else ''} |"
+                     + (f" {flags[i][0]}/{flags[i][1]} |" if flags else ""))
     w = result["winner"]
     if w is None:
         lines += ["", "winner: none (every candidate was refused)"]
@@ -274,4 +366,19 @@ def search_table(result: dict[str, Any]) -> list[str]:
         same = result["kind"] == "minimiser" and all(w[k] == D.CMI_DEFAULTS[k] for k in SETTING_KEYS)
         lines += ["", "winner: " + ", ".join(f"{k}={w[k]}" for k in SETTING_KEYS)
                   + (" — the kit's defaults: no separate tuned arm is run" if same else "")]
+    if flags:
+        last = [f for r, f in zip(result["table"], flags, strict=True) if not r["pruned"]]
+        if last and all(n and k == n for k, n in last):
+            lines += ["", f"**Uninformative search**: every run at the last budget, the baselines' included, was flagged "
+                          f"degenerate (on {result.get('task')}'s held-out split they score as a constant predictor "
+                          "does), so the held-out gains cannot rank the candidates: the winner above is the tie "
+                          "rule's pick, not a measured choice, and "
+                          + ("the tuned arm it names is no test of tuned settings." if result["kind"] == "minimiser"
+                             else "the MCMI teacher it names was not chosen by its student's score.")]
     return lines
+
+
+def search_informative(result: dict[str, Any], store: ResultStore) -> bool:
+    """False when every run at the last budget of the search (baselines included) was flagged degenerate."""
+    last = [f for r, f in zip(result["table"], search_flags(result, store), strict=True) if not r["pruned"]]
+    return not (last and all(n and k == n for k, n in last))

@@ -131,15 +131,9 @@ def test_suite_records_choice_accuracy_references_and_table(tiny_seq2seq, tmp_pa
     write_cot(tmp_path / "cot", n_train=16, n_test=4, files=2)
     overrides = dict(model=str(tiny_seq2seq), max_train_samples=None, max_eval_samples=None, epochs=1, batch_size=8,
                      learning_rate=3e-3, max_rationale_length=24, max_label_length=6)
-    import cmi_toolkit.cot.runs as runs
-
-    original = runs.load_cot
-    runs.load_cot = lambda d, s, check_counts=True: original(d, s, check_counts=False)
-    try:
-        records = run_cot_suite("cqa", "cpu", seeds=(0, 1), modes=("label_only", "dss_mi", "dss_mi_var"),
-                                source=tmp_path / "cot", results_dir=tmp_path / "r", overrides=overrides, progress=False)
-    finally:
-        runs.load_cot = original
+    records = run_cot_suite("cqa", "cpu", seeds=(0, 1), modes=("label_only", "dss_mi", "dss_mi_var"),
+                            source=tmp_path / "cot", results_dir=tmp_path / "r", overrides=overrides, progress=False,
+                            check_counts=False)
     assert len(records) == 6 and len({r["key"] for r in records}) == 6
     for r in records:
         m = r["metrics"]

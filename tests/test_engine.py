@@ -17,6 +17,7 @@ from cmi_toolkit.engine import EngineArgs, run_batch
 from cmi_toolkit.experiments import RunConfig
 from cmi_toolkit.results import ResultStore
 
+from .test_cot import tiny_seq2seq, write_cot  # noqa: F401 - the fixture is used by name
 from .test_training import _easy_sst2
 
 ray = pytest.importorskip("ray")
@@ -172,6 +173,105 @@ def test_two_drivers_on_one_results_folder_train_each_run_once(cluster, fixture_
     assert set(got) == set(local_records)
     for key, record in got.items():
         assert _metrics(record) == _metrics(local_records[key]), key
+
+
+@pytest.fixture
+def one_thread():
+    """This process trains with one thread, as a Ray task with ``--cpus_per_run 1`` does (equal results)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _search(model, glue, store, engine):
+    from cmi_toolkit.search import successive_halving
+
+    base = RunConfig(task="sst2", model=str(model), max_train_samples=None, batch_size=8, learning_rate=3e-3,
+                     warmup_ratio=0.0)
+    cands = [{"space": "output", "temperature": 1.0, "cmi_weight": w, "centroid_mode": "fixed"} for w in (0.03, 1.0)]
+    return successive_halving(base, store, cands, rungs=((1, (0,)), (1, (0, 1))), eta=2, glue_dir=glue,
+                              progress=False, engine=engine)
+
+
+def test_a_search_on_ray_chooses_as_the_serial_search_with_the_same_records(cluster, fixture_data, one_thread,
+                                                                             tmp_path):
+    c, _ = cluster
+    serial = _search(fixture_data["model"], fixture_data["glue"], ResultStore(tmp_path / "serial"), None)
+    fanned = _search(fixture_data["model"], fixture_data["glue"], ResultStore(tmp_path / "ray"),
+                     EngineArgs(engine="ray", ray_address=c.address))
+    assert fanned["table"] == serial["table"] and fanned["winner"] == serial["winner"]
+    a, b = _records(ResultStore(tmp_path / "serial")), _records(ResultStore(tmp_path / "ray"))
+    # rung 1: both candidates and the CE twin at seed 0; rung 2: the survivor and its twin at seed 1
+    assert set(a) == set(b) and len(a) == 5
+    for key in a:
+        assert _metrics(a[key]) == _metrics(b[key]), key
+    assert len(list((tmp_path / "ray" / "logs" / "batch").glob("*.log"))) == 5  # each written by the Ray driver
+
+
+def test_the_lab_sweep_fans_out_on_ray(cluster, fixture_data, one_thread, tmp_path):
+    from cmi_toolkit.lab import sweep
+
+    c, _ = cluster
+    kw = dict(lambdas=(0.0, 0.05), seeds=(0,), glue_dir=fixture_data["glue"], progress=False,
+              model=str(fixture_data["model"]), max_train_samples=None, max_eval_samples=None, epochs=1, batch_size=8,
+              learning_rate=3e-3, warmup_ratio=0.0, temperature=0.5)
+    rows, _ = sweep(results_dir=tmp_path / "ray", engine=EngineArgs(engine="ray", ray_address=c.address), **kw)
+    logs = list((tmp_path / "ray" / "logs" / "batch").glob("*.log"))
+    assert len(logs) == 2  # both runs went through the Ray driver (which alone writes logs)
+    local, _ = sweep(results_dir=tmp_path / "local", **kw)
+    same = ("lambda", "accuracy", "cmi", "separation", "key", "mechanism_passed")
+    assert [{k: r[k] for k in same} for r in rows] == [{k: r[k] for k in same} for r in local]
+    kept = {p.name for p in (tmp_path / "ray" / "models").iterdir() if not p.name.startswith(".")}
+    assert kept == {r["key"] for r in rows}  # the lab keeps every model (notebook 03 reads them)
+
+
+def _square(x: int) -> dict:
+    if x < 0:
+        raise ValueError(f"no square of {x} today")
+    # shaped as a CoT record, the kind of run that goes through jobs
+    return {"params": {"seed": x, "dataset": "squares", "mode": "square"}, "metrics": {"square": x * x},
+            "pid": os.getpid()}
+
+
+def test_jobs_on_ray_file_each_record_once_and_name_a_failing_one(cluster, tmp_path):
+    from ray import cloudpickle
+
+    from cmi_toolkit.engine import Job, run_jobs
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # a test module is not importable on a worker
+    c, _ = cluster
+    store = ResultStore(tmp_path / "jobs")
+    jobs = [Job(f"k{x}", f"square/{x}", _square, (x,)) for x in (1, 2, -3, 4)]
+    result = run_jobs(jobs, store, EngineArgs(engine="ray", ray_address=c.address), progress=False)
+    assert [r and r["metrics"]["square"] for r in result.records] == [1, 4, None, 16]
+    assert list(result.failed) == ["k-3"] and "no square of -3 today" in result.failed["k-3"]
+    assert {p.stem for p in store.runs.glob("*.json")} == {"k1", "k2", "k4"}
+    assert {r["pid"] for r in result.records if r} != {os.getpid()}  # made on the workers, written by the driver
+    again = run_jobs(jobs[:2], store, EngineArgs(engine="ray", ray_address=c.address), progress=False)
+    assert again.trained == 0 and again.already == 2
+    local = run_jobs(jobs[:2] + [Job("k5", "square/5", _square, (5,))], store, progress=False)
+    assert local.trained == 1 and local.already == 2 and store.load("k5")["metrics"]["square"] == 25
+
+
+def test_cot_seeds_fan_out_on_ray_with_the_local_records(cluster, one_thread, tiny_seq2seq, tmp_path):  # noqa: F811
+    from cmi_toolkit.cot import run_cot_suite
+
+    c, _ = cluster
+    model = tiny_seq2seq
+    write_cot(tmp_path / "cot", n_train=16, n_test=4, files=2)
+    kw = dict(seeds=(0, 1), modes=("dss_mi",), source=tmp_path / "cot", progress=False, check_counts=False,
+              overrides=dict(model=str(model), max_train_samples=None, max_eval_samples=None, epochs=1,
+                             batch_size=8, learning_rate=3e-3, max_rationale_length=24, max_label_length=6))
+    fanned = run_cot_suite("cqa", "cpu", results_dir=tmp_path / "ray",
+                           engine=EngineArgs(engine="ray", ray_address=c.address), **kw)
+    assert len(list((tmp_path / "ray" / "logs" / "batch").glob("*.log"))) == 2
+    local = run_cot_suite("cqa", "cpu", results_dir=tmp_path / "local", **kw)
+    assert [r["key"] for r in fanned] == [r["key"] for r in local]
+    for a, b in zip(fanned, local, strict=True):
+        assert a["metrics"] == b["metrics"] and a["loss_end"] == b["loss_end"] and a["predictions"] == b["predictions"]
 
 
 def test_engine_options_are_checked():

@@ -73,3 +73,51 @@ def test_search_command_prints_and_writes_the_table(tmp_path, tiny_model_dir, ca
     out = capsys.readouterr().out
     assert "| output | 1 | 0.3 | fixed | 1 |" in out and "winner: space=output" in out
     assert (tmp_path / "s" / "search_sst2_minimiser.md").read_text().startswith("Held-out settings search")
+
+
+def test_a_teacher_search_through_the_engine_chooses_as_the_serial_search(tmp_path, tiny_model_dir):
+    """Batched rungs (teachers first, then the students of teachers that passed) give the serial search's table."""
+    from cmi_toolkit.engine import EngineArgs
+    from cmi_toolkit.search import successive_halving
+
+    glue = _easy_sst2(tmp_path / "glue", n=24)
+    base = RunConfig(task="sst2", model=str(tiny_model_dir), max_train_samples=None, batch_size=8, learning_rate=3e-3,
+                     warmup_ratio=0.0, student_layers="0")
+    cands = [{"space": "output", "temperature": 1.0, "cmi_weight": 0.3, "centroid_mode": "fixed"}]
+    out = {}
+    for name, engine in (("serial", None), ("batched", EngineArgs())):
+        out[name] = successive_halving(base, ResultStore(tmp_path / name), cands, kind="teacher",
+                                       rungs=((1, (0, 1)),), glue_dir=str(glue), progress=False, engine=engine)
+    assert out["batched"]["table"] == out["serial"]["table"] and out["batched"]["winner"] == out["serial"]["winner"]
+    methods = sorted(r["params"]["method"] for r in ResultStore(tmp_path / "batched").all_records())
+    passed = out["serial"]["table"][0]["gain"] != -math.inf
+    assert methods == sorted(["ce", "ce", "mcmi", "mcmi", "kd_ce", "kd_ce"] + (["kd_mcmi"] * 2 if passed else []))
+
+
+def _search_record(task, method, seed, epochs, flagged, **settings):
+    params = {"task": task, "method": method, "seed": seed, "epochs": epochs, "eval_on": "heldout", **settings}
+    return {"params": params, "metrics": {"accuracy": 0.5, "feature_cmi": 0.1, "output_cmi": 0.1},
+            "checks": {"flags": ["one_class"] if flagged else []}}
+
+
+def test_a_search_whose_last_rung_is_all_degenerate_is_called_uninformative(tmp_path):
+    """Flags are counted per row from the search's records; a winner from all-degenerate runs is named a tie pick."""
+    from cmi_toolkit.search import search_informative, search_table
+
+    a = {"space": "feature", "temperature": 0.1, "cmi_weight": 0.03, "centroid_mode": "ema"}
+    b = {**a, "cmi_weight": 1.0}
+    result = {"task": "cola", "kind": "minimiser", "rule": "r", "winner": a, "table": [
+        {**a, "budget": 3.0, "seeds": [0, 1], "gain": 0.0, "gains": [0.0, 0.0], "pruned": False},
+        {**b, "budget": 1.0, "seeds": [0], "gain": 0.0, "gains": [0.0], "pruned": True}]}
+    store = ResultStore(tmp_path)
+    for i, rec in enumerate([_search_record("cola", "cmi", s, 3.0, True, **a) for s in (0, 1)]
+                            + [_search_record("cola", "ce", s, e, True) for s, e in ((0, 3.0), (1, 3.0), (0, 1.0))]
+                            + [_search_record("cola", "cmi", 0, 1.0, False, **b),
+                               _search_record("sst2", "cmi", 0, 3.0, False, **a)]):  # another task: not counted
+        store.save(f"k{i}", rec)
+    lines = search_table(result, store)
+    assert lines[4].endswith("| 4/4 |") and lines[5].endswith("| 1/2 |")
+    assert "**Uninformative search**" in "\n".join(lines) and not search_informative(result, store)
+    store.save("k0", _search_record("cola", "cmi", 0, 3.0, False, **a))  # one healthy run at the last budget
+    assert "Uninformative" not in "\n".join(search_table(result, store)) and search_informative(result, store)
+    assert "degenerate" not in "\n".join(search_table(result))  # without the store: no flag column

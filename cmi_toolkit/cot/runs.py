@@ -181,13 +181,24 @@ def run_cot(cfg: CoTConfig, source: str | os.PathLike | None = None, output_dir:
             "provenance": provenance(next(trainer.model.parameters()).device, started=started)}
 
 
+def _cot_record(cfg: CoTConfig, source: str, key: str, preset: str, data: str,
+                check_counts: bool = True) -> dict[str, Any]:
+    """The record of one CoT run of a preset (the body of an engine job)."""
+    return {**run_cot(cfg, source, progress=False, check_counts=check_counts), "key": key, "preset": preset,
+            "data": {"digest": data}}
+
+
 def run_cot_suite(dataset: str = "cqa", preset: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2),
                   modes: tuple[str, ...] = tuple(VARIANTS), source: str | os.PathLike | None = None,
                   results_dir: str | os.PathLike = "results/cot", overrides: dict[str, Any] | None = None,
-                  progress: bool = True) -> list[dict[str, Any]]:
-    """Every (variant, seed) run of a preset, skipping those already in the store; returns the records."""
-    from tqdm.auto import tqdm
+                  progress: bool = True, engine=None, check_counts: bool = True) -> list[dict[str, Any]]:
+    """Every (variant, seed) run of a preset, skipping those already in the store; returns the records.
 
+    ``check_counts``: refuse a data folder whose example counts differ from the released files' (off for
+    small fixtures). ``engine`` (:class:`~cmi_toolkit.engine.EngineArgs`, default local) runs the missing ones: one after
+    another here, or fanned out over Ray.
+    """
+    from ..engine import Job, run_jobs
     from ..results import ResultStore, legacy_run_key, run_key
     from .data import _cot_root
 
@@ -197,22 +208,25 @@ def run_cot_suite(dataset: str = "cqa", preset: str = "cpu", seeds: tuple[int, .
     if unknown:
         raise ValueError(f"--modes: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     store = ResultStore(results_dir)
-    data = cot_fingerprint(dataset, _cot_root(source))
+    root = _cot_root(source).resolve()  # absolute: a Ray worker elsewhere reads the same folder
+    data = cot_fingerprint(dataset, root)
     configs = [CoTConfig(**{**PRESETS[preset], **(overrides or {}), **VARIANTS[m], "dataset": dataset, "seed": s})
                for s in seeds for m in modes]
-    store.check_writable()
-    records = []
-    for cfg in tqdm(configs, desc=f"CoT {dataset}", disable=not progress):
+    jobs = []
+    for cfg in configs:
         params = {k: v for k, v in cfg.__dict__.items() if k != "bf16" or v}  # fp32 runs keep their keys
         identity = {"kind": "cot", "eval_version": EVAL_VERSION, "data": data, **params}
         key = run_key(identity)
         # a record filed before numbers were canonicalised (epochs 5.0 and 5 are one run) is the same run
-        record = store.load(key) or store.load(legacy_run_key(identity))
-        if record is None:
-            record = {**run_cot(cfg, source, progress=False), "key": key, "preset": preset, "data": {"digest": data}}
-            store.save(key, record)
-        records.append(record)
-    return records
+        legacy = legacy_run_key(identity)
+        if store.load(key) is None and store.load(legacy) is not None:
+            key = legacy
+        jobs.append(Job(key, f"{dataset}/{cfg.mode}/seed{cfg.seed}", _cot_record,
+                        (cfg, str(root), key, preset, data, check_counts)))
+    batch = run_jobs(jobs, store, engine, desc=f"CoT {dataset}", progress=progress)
+    if batch.failed:
+        raise RuntimeError("; ".join(f"{key}: {why}" for key, why in batch.failed.items()))
+    return batch.records
 
 
 def preset_records(records: list[dict[str, Any]], dataset: str, preset: str,

@@ -1,0 +1,144 @@
+"""Runs per hour of a batch on this machine: ``--engine local`` against ``--engine ray`` on one and on two nodes.
+
+Every layout trains the same ``--runs`` CE runs of the offline MiniLM on SST-2 (``--train_samples`` examples,
+1 epoch, 200 dev examples; seeds 0, 1, ...) into a fresh results folder, each layout in a fresh process, and
+times the whole batch (Ray's start included: a user pays it too). Layouts:
+
+* ``local, 1 thread`` and ``ray, 1 node x 1 CPU``: the same work one run at a time with one thread, so their
+  ratio is the Ray engine's overhead per run (worker start, scratch store, records and models sent back);
+* ``local, 2 threads``, ``ray, 1 node x 2 CPUs`` (two 1-thread runs at once) and ``ray, 2 nodes x 1 CPU``
+  (Ray's multi-node test utility: a head and two worker raylets on 127.0.0.1): what fanning out gives on the
+  machine's 2 cores, against the local engine at 2 threads. On 2 cores expect parity.
+
+Every layout's records must agree with the local 1-thread ones on every metric where the thread count is equal
+(checked and printed). Run it on an otherwise idle machine: ratios from one run of this script.
+
+    CMI_TOOLKIT_GLUE_DIR=../shared/data/glue python benchmarks/bench_fanout.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LAYOUTS = {
+    "local, 1 thread": {"engine": "local", "threads": 1},
+    "ray, 1 node x 1 CPU": {"engine": "ray", "nodes": 1, "cpus": 1},
+    "local, 2 threads": {"engine": "local", "threads": 2},
+    "ray, 1 node x 2 CPUs": {"engine": "ray", "nodes": 1, "cpus": 2},
+    "ray, 2 nodes x 1 CPU": {"engine": "ray", "nodes": 2, "cpus": 1},
+}
+
+
+def runs(n: int, train_samples: int):
+    from cmi_toolkit.experiments import RunConfig
+
+    return [RunConfig(task="sst2", method="ce", seed=s, max_train_samples=train_samples, max_eval_samples=200,
+                      epochs=1) for s in range(n)]
+
+
+def layout(name: str, n: int, train_samples: int, results: str) -> dict:
+    """One layout's batch, in this (fresh) process: wall time and the records' accuracies."""
+    import torch
+
+    from cmi_toolkit.engine import EngineArgs, run_batch
+    from cmi_toolkit.results import ResultStore
+
+    spec = LAYOUTS[name]
+    glue = os.environ["CMI_TOOLKIT_GLUE_DIR"]
+    cluster = None
+    started = time.perf_counter()
+    if spec["engine"] == "local":
+        torch.set_num_threads(spec["threads"])
+        options = EngineArgs()
+    else:
+        import ray
+
+        if spec["nodes"] == 1:
+            ray.init(address="local", num_cpus=spec["cpus"], include_dashboard=False, logging_level="ERROR",
+                     _system_config={"worker_niceness": 0})
+        else:
+            from ray.cluster_utils import Cluster
+
+            cluster = Cluster(initialize_head=True, head_node_args={
+                "num_cpus": 0, "_system_config": {"worker_niceness": 0}})
+            for _ in range(spec["nodes"]):
+                cluster.add_node(num_cpus=spec["cpus"])
+            cluster.wait_for_nodes()
+            ray.init(address=cluster.address, logging_level="ERROR")
+        options = EngineArgs(engine="ray", cpus_per_run=1)
+    start_s = time.perf_counter() - started  # Ray's start, paid once per batch
+    batch = run_batch(runs(n, train_samples), ResultStore(results), glue, options, progress=False)
+    wall = time.perf_counter() - started
+    if cluster is not None:
+        import ray
+
+        ray.shutdown()
+        cluster.shutdown()
+    if batch.failed:
+        raise SystemExit(f"{name}: {batch.failed}")
+    return {"wall_s": wall, "start_s": start_s, "train_s": sum(r["timings"].get("train_s", 0) for r in batch.records),
+            "accuracy": [r["metrics"]["accuracy"] for r in batch.records],
+            "threads": sorted({r["provenance"]["threads"] for r in batch.records})}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--train_samples", type=int, default=480)
+    parser.add_argument("--layouts", default=";".join(LAYOUTS), help="';'-separated layout names")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--results", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(layout(args.worker, args.runs, args.train_samples, args.results)))
+        return
+    if not os.environ.get("CMI_TOOLKIT_GLUE_DIR"):
+        raise SystemExit("set CMI_TOOLKIT_GLUE_DIR to a GLUE folder (e.g. ../shared/data/glue)")
+    names = [n.strip() for n in args.layouts.split(";") if n.strip()]
+    unknown = [n for n in names if n not in LAYOUTS]
+    if unknown:
+        raise SystemExit(f"--layouts: unknown {unknown}; choose from {list(LAYOUTS)}")
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="bench_fanout_") as tmp:
+        for name in names:
+            done = subprocess.run([sys.executable, __file__, "--worker", name, "--runs", str(args.runs),
+                                   "--train_samples", str(args.train_samples), "--results",
+                                   str(Path(tmp) / name.replace(" ", "_").replace(",", ""))],
+                                  capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+            out[name] = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{name}: {out[name]['wall_s']:.0f} s", file=sys.stderr, flush=True)
+    from cmi_toolkit.provenance import cpu_model
+
+    print(f"\n{args.runs} CE runs of MiniLM-L6 on SST-2 ({args.train_samples} examples, 1 epoch, 200 dev examples); "
+          f"{cpu_model()}, {os.cpu_count()} cores; each layout timed whole (Ray's start included).\n")
+    print("| layout | wall (s) | of which engine start (s) | runs per hour | speed vs local, 2 threads | "
+          "sum of the runs' training time (s) | threads per run | accuracies equal to local, 1 thread |")
+    print("|---|---|---|---|---|---|---|---|")
+    base = out.get("local, 2 threads")
+    ref = out.get("local, 1 thread")
+    for name, r in out.items():
+        vs = f"{base['wall_s'] / r['wall_s']:.2f}x" if base else "–"
+        same = "–" if ref is None or r["threads"] != ref["threads"] else ("yes" if r["accuracy"] == ref["accuracy"] else "NO")
+        print(f"| {name} | {r['wall_s']:.0f} | {r['start_s']:.0f} | {3600 * args.runs / r['wall_s']:.0f} | {vs} | "
+              f"{r['train_s']:.0f} | "
+              f"{','.join(map(str, r['threads']))} | {same} |")
+    one = out.get("ray, 1 node x 1 CPU")
+    if ref and one:
+        per_run = (one["wall_s"] - one["start_s"] - ref["wall_s"]) / args.runs
+        print(f"\nRay engine, one run at a time with one thread, against the local engine: {per_run:+.1f} s per run "
+              f"({100 * per_run * args.runs / ref['wall_s']:+.1f} % of a run) once Ray is up, plus {one['start_s']:.0f} s "
+              f"to start Ray once per batch ({100 * (one['wall_s'] / ref['wall_s'] - 1):+.1f} % over these "
+              f"{args.runs} runs in all).")
+
+
+if __name__ == "__main__":
+    main()
