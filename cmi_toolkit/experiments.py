@@ -289,6 +289,13 @@ def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teache
     from .training import CMITrainer, DistillationTrainer, last_complete_checkpoint
 
     model = build_model(cfg, num_labels=len(train.features["label"].names))
+    if cfg.bf16 and not torch.cuda.is_available():
+        from .provenance import cpu_features
+
+        if not cpu_features()["cpu_bf16"]:
+            print("notice: bf16 autocast on a CPU without native bf16 (no AVX-512 BF16 or AMX) is emulated: matrix "
+                  "products run tens of times slower than in fp32; on this CPU train with --bf16 False",
+                  file=sys.stderr, flush=True)
     args = TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=cfg.batch_size,
@@ -615,6 +622,13 @@ def _recreate_model(cfg: RunConfig, record: dict[str, Any], store: ResultStore, 
     threads = (record.get("provenance") or {}).get("threads")
     key = record["key"]
     path = store.root / "models" / key
+    from .provenance import recreation_blocker
+
+    blocker = recreation_blocker(record, cfg.bf16)
+    if blocker and not (path / "config.json").is_file():
+        print(f"notice: run {key} ({cfg.task}/{cfg.method}/seed{cfg.seed}) has a record but no kept model, and it is "
+              f"not trained again here: {blocker}", file=sys.stderr, flush=True)
+        return
     with store.run_lock(key):  # one process re-creates it; another waits, then finds the folder
         if (path / "config.json").is_file():
             return
@@ -690,6 +704,11 @@ def add_predictions(record: dict[str, Any], store: ResultStore, glue_dir: str | 
                          temperature=cfg.temperature, keep_outputs=False, progress=progress)
         source, new, block = "kept model", report.summary(), report.prediction_block()
     elif scratch is not None:
+        from .provenance import recreation_blocker
+
+        blocker = recreation_blocker(record, cfg.bf16)
+        if blocker:
+            return f"not trained again here: {blocker}"
         fresh = execute(cfg, scratch, glue_dir=glue_dir, progress=progress)
         source, new, block = "retrained (metrics identical to the record)", fresh["metrics"], fresh["predictions"]
     else:

@@ -150,3 +150,47 @@ def test_a_missing_teacher_model_is_trained_again_and_used_only_when_identical(t
     with pytest.raises(FileNotFoundError, match="saved model of run"):
         execute(RunConfig(**common, method="kd_ce"), store, glue_dir=str(glue), progress=False)
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("recorded, bf16, here, blocked", [
+    ({"cpu_capability": "AVX512", "cpu_bf16": True}, False, {"cpu_capability": "AVX2", "cpu_bf16": False}, "AVX512"),
+    ({"cpu_capability": "AVX2", "cpu_bf16": False}, False, {"cpu_capability": "AVX2", "cpu_bf16": False}, None),
+    ({}, True, {"cpu_capability": "AVX2", "cpu_bf16": False}, "emulated"),  # an older bf16 record: native bf16
+    ({}, True, {"cpu_capability": "AVX512", "cpu_bf16": True}, None),
+    ({}, False, {"cpu_capability": "AVX2", "cpu_bf16": False}, None),  # an older fp32 record: nothing to go on
+    ({"cpu_capability": "AVX2", "cpu_bf16": False}, True, {"cpu_capability": "AVX2", "cpu_bf16": False}, None),
+])
+def test_a_record_from_another_kind_of_cpu_is_not_trained_again(monkeypatch, recorded, bf16, here, blocked):
+    """Kernels of another instruction set, or emulated bf16, cannot give a record's metrics to the digit."""
+    import cmi_toolkit.provenance as prov
+
+    monkeypatch.setattr(prov, "cpu_features", lambda: here)
+    why = prov.recreation_blocker({"provenance": {"device": "cpu", **recorded}}, bf16)
+    assert (why is None) if blocked is None else (blocked in why)
+
+
+def test_a_blocked_re_creation_trains_nothing_and_the_student_is_told_why(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    import shutil
+
+    import cmi_toolkit.experiments as experiments
+    import cmi_toolkit.provenance as prov
+    from cmi_toolkit.experiments import RunConfig, execute
+    from cmi_toolkit.results import ResultStore
+
+    glue = _easy_sst2(tmp_path / "glue", n=24)
+    store = ResultStore(tmp_path / "r")
+    common = dict(task="sst2", model=str(tiny_model_dir), max_train_samples=None, epochs=1, batch_size=8,
+                  learning_rate=3e-3, warmup_ratio=0.0, student_layers="0")
+    teacher = execute(RunConfig(**common, method="ce"), store, glue_dir=str(glue), progress=False)
+    assert teacher["provenance"]["cpu_capability"] == prov.cpu_features()["cpu_capability"]
+    shutil.rmtree(store.root / "models")
+    record = json.loads(store.path(teacher["key"]).read_text())
+    record["provenance"]["cpu_capability"] = "AVX512_SOMEWHERE_ELSE"
+    store.save(teacher["key"], record)
+    trained = []
+    original = experiments.train_and_measure
+    monkeypatch.setattr(experiments, "train_and_measure", lambda cfg, **kw: trained.append(cfg.method) or original(cfg, **kw))
+    with pytest.raises(FileNotFoundError, match="saved model of run"):
+        execute(RunConfig(**common, method="kd_ce"), store, glue_dir=str(glue), progress=False)
+    assert trained == []  # neither the teacher again nor the student
+    assert "AVX512_SOMEWHERE_ELSE" in capsys.readouterr().err
