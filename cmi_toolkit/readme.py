@@ -118,21 +118,16 @@ def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = 
 
     have = {record_store_key(r) for r in records}
     done = sum(cfg.store_key() in have for cfg in planned) if planned else 0
-    import json
-
-    from .results import ResultStore
-    from .search import search_informative
-
-    searches, all_searched, blind = [], True, []
+    searches, all_searched = [], True
     for kind, conf in (spec.get("search") or {}).items():
         if isinstance(conf, dict):
             tasks = conf.get("tasks") or list(spec["tasks"])
             finished = [t for t in tasks if search_file(spec, t, kind, root / "results").is_file()]
             searches.append(f"{kind} search {len(finished)}/{len(tasks)} tasks")
             all_searched &= len(finished) == len(tasks)
-            store = ResultStore(root / "results" / "search")
-            blind += [f"{t} ({kind})" for t in finished if not search_informative(
-                json.loads(search_file(spec, t, kind, root / "results").read_text(encoding="utf-8")), store)]
+    from .search import UNINFORMATIVE, uninformative_searches
+
+    blind = uninformative_searches(spec, root / "results")
     from .plan import plan_status
 
     pre = plan_status(spec, spec.get("_file"), records)["precedes"]
@@ -143,9 +138,7 @@ def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = 
             + (f"; {', '.join(searches)}" if searches else "") + before
             + ("" if complete else " — **partial**: the lines below use what is recorded, and runs that wait for a "
                "search are not yet planned") + "."] + ([
-        f"- uninformative searches: {', '.join(blind)}: every held-out run at their last budget, the baselines' "
-        "included, was flagged degenerate, so their winners are the tie rule's picks; the comparisons that use "
-        "them test those picks, not settings chosen on held-out data."] if blind else [])
+        f"- uninformative searches: {', '.join(blind)}: {UNINFORMATIVE}."] if blind else [])
 
 
 def _lab(results_dir: Path) -> str:

@@ -367,6 +367,14 @@ def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, o
 
         extra += ["", f"## Equivalence with suite {spec['equivalence']['reference_suite']} (TOST)", ""]
         extra += equivalence_lines(equivalence(spec, store, records))
+    if spec.get("search"):
+        from .search import UNINFORMATIVE, uninformative_searches
+
+        blind = uninformative_searches(spec, store.root)
+        extra += ["", "## Held-out searches", "",
+                  (f"Uninformative: {', '.join(blind)}: {UNINFORMATIVE}." if blind else
+                   "Every finished search had runs that were not degenerate at its last budget.")
+                  + " The search tables (README, `results/search/<suite>/`) count each candidate's degenerate runs."]
     extra += ["", "## Plan", ""] + plan_lines(plan_status(spec, spec.get("_file"), records))
     atomic_write_text(paths["md"], "\n".join(summary_markdown(rows, title, ignored, extra)) + "\n")
     if figures_dir is not None:

@@ -29,7 +29,7 @@ from typing import Any
 from .experiments import RunConfig, execute
 from .results import ResultStore
 
-__all__ = ["GRID", "TEACHER_GRID", "candidates", "search_flags", "search_informative", "search_settings", "search_table", "RULE"]
+__all__ = ["GRID", "TEACHER_GRID", "candidates", "search_flags", "search_informative", "search_settings", "search_table", "uninformative_searches", "RULE"]
 
 GRID: dict[str, list[Any]] = {
     "space": ["feature", "output"],
@@ -382,3 +382,25 @@ def search_informative(result: dict[str, Any], store: ResultStore) -> bool:
     """False when every run at the last budget of the search (baselines included) was flagged degenerate."""
     last = [f for r, f in zip(result["table"], search_flags(result, store), strict=True) if not r["pruned"]]
     return not (last and all(n and k == n for k, n in last))
+
+
+def uninformative_searches(spec: dict[str, Any], results_root: Path | None = None) -> list[str]:
+    """``task (kind)`` of each finished search of the suite whose every run at the last budget was degenerate."""
+    import json
+
+    root = Path(results_root) if results_root is not None else DEFAULT_RESULTS
+    store = ResultStore(root / "search")
+    out = []
+    for kind, conf in (spec.get("search") or {}).items():
+        if not isinstance(conf, dict):
+            continue
+        for task in conf.get("tasks") or list(spec["tasks"]):
+            path = search_file(spec, task, kind, root)
+            if path.is_file() and not search_informative(json.loads(path.read_text(encoding="utf-8")), store):
+                out.append(f"{task} ({kind})")
+    return out
+
+
+UNINFORMATIVE = ("every held-out run at their last budget, the baselines' included, was flagged degenerate, so their "
+                 "winners are the tie rule's picks; the comparisons that use them test those picks, not settings "
+                 "chosen on held-out data")

@@ -1,4 +1,4 @@
-"""Every exercise's solution passes its self-check, and a typical wrong answer is rejected."""
+"""Every exercise's solution passes its self-check; every typical mistake is rejected with its own hint."""
 
 import importlib.util
 import json
@@ -18,20 +18,55 @@ def _solutions():
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
-def test_solution_passes_and_wrong_answer_fails(name, capsys):
+def test_solution_passes_and_the_solutions_wrong_answer_fails(name, capsys):
     sol = _solutions()
-    assert check(name, getattr(sol, name)) is True
+    assert bool(check(name, getattr(sol, name))) is True
     assert "✓" in capsys.readouterr().out
-    assert check(name, sol.WRONG[name]) is False
+    assert bool(check(name, sol.WRONG[name])) is False
     assert "Hint:" in capsys.readouterr().out
+
+
+MISTAKES = [(name, mistake) for name, ex in sorted(EXERCISES.items()) for mistake in ex.mistakes]
+
+
+@pytest.mark.parametrize("name, mistake", MISTAKES, ids=[f"{n}-{m}" for n, m in MISTAKES])
+def test_each_typical_mistake_is_rejected_with_its_own_hint(name, mistake, capsys):
+    ex = EXERCISES[name]
+    result = check(name, ex.mistakes[mistake].fn)
+    out = capsys.readouterr().out
+    assert not result and result.mistake == mistake, out
+    assert ex.mistakes[mistake].hint in out and "yours gives" in out
+
+
+def test_answers_right_only_on_balanced_classes_are_caught(capsys):
+    """The two wrong answers that balanced inputs let through: a per-class mean (00), uniform weights (02)."""
+    assert check("plugin_cmi", EXERCISES["plugin_cmi"].mistakes["per_class_mean"].fn).mistake == "per_class_mean"
+    assert "average per example" in capsys.readouterr().out
+    assert check("separation", EXERCISES["separation"].mistakes["uniform_weights"].fn).mistake == "uniform_weights"
+    out = capsys.readouterr().out
+    assert "weighed the other classes equally" in out and "classes with" in out  # names the unbalanced input
+
+
+def test_a_check_shows_its_message_and_no_bare_true_in_a_notebook_cell():
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    shell.run_cell("from cmi_toolkit.exercises import check\n"
+                   "def infonce_bound(s):\n    import math, torch\n"
+                   "    return math.log(s.shape[0]) + (s.diagonal() - torch.logsumexp(s, 1)).mean()")
+    with capture_output() as cap:
+        shell.run_cell('check("infonce_bound", infonce_bound)')
+    assert "✓ infonce_bound" in cap.stdout
+    assert "True" not in cap.stdout and "Checked" not in cap.stdout and not cap.outputs
 
 
 def test_unattempted_and_crashing_answers_do_not_raise(capsys):
     def todo(*a):
         raise NotImplementedError
 
-    assert check("plugin_cmi", todo) is False and "not attempted yet" in capsys.readouterr().out
-    assert check("plugin_cmi", lambda *a: 1 / 0) is False and "ZeroDivisionError" in capsys.readouterr().out
+    assert not check("plugin_cmi", todo) and "not attempted yet" in capsys.readouterr().out
+    assert not check("plugin_cmi", lambda *a: 1 / 0) and "ZeroDivisionError" in capsys.readouterr().out
 
 
 def test_every_notebook_has_an_exercise_that_writes_a_piece_of_the_method():
