@@ -103,86 +103,68 @@ def _shapes(draw, st, n_min: int = 2):
     return n, c, torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
 
 
-def _probs_labels():
-    from hypothesis import strategies as st
+def _strategy(body: Callable) -> Callable[[], object]:
+    """``body(draw, st)`` as an exercise's ``inputs``: a function that makes the hypothesis strategy when called
+    (hypothesis is imported only when a check runs)."""
+    def make():
+        from hypothesis import strategies as st
 
-    @st.composite
-    def strategy(draw):
-        n, c, g = _shapes(draw, st)
-        k = draw(st.integers(2, 7))
-        return _probs(g, n, k, draw(st.sampled_from([0.3, 1.0, 2.5]))), _labels(g, n, c), c
+        return st.composite(lambda draw: body(draw, st))()
 
-    return strategy()
-
-
-def _ema_inputs():
-    from hypothesis import strategies as st
-
-    @st.composite
-    def strategy(draw):
-        n, c, g = _shapes(draw, st)
-        k = draw(st.integers(2, 6))
-        labels = _labels(g, n, c, every_class=False)
-        labels[labels == c - 1] = 0  # the last class is absent from the batch: it must keep its centroid
-        start = _probs(g, c, k, 1.0)
-        return start, _probs(g, n, k, draw(st.sampled_from([0.5, 3.0]))), labels, draw(st.sampled_from([0.5, 0.8, 0.99]))
-
-    return strategy()
+    make.__name__ = body.__name__
+    return make
 
 
-def _loss_inputs():
-    from hypothesis import strategies as st
-
-    @st.composite
-    def strategy(draw):
-        n, c, g = _shapes(draw, st)
-        d = draw(st.integers(2, 8))
-        logits, feats = torch.randn(n, c, generator=g, dtype=torch.float64), torch.randn(n, d, generator=g,
-                                                                                             dtype=torch.float64) * 2
-        centroids = _probs(g, c, d, 1.0)
-        return (logits, feats, _labels(g, n, c), centroids, draw(st.sampled_from([0.1, 0.3, 1.5])),
-                draw(st.sampled_from([0.05, 0.5, 2.0])))
-
-    return strategy()
+@_strategy
+def _probs_labels(draw, st):
+    n, c, g = _shapes(draw, st)
+    k = draw(st.integers(2, 7))
+    return _probs(g, n, k, draw(st.sampled_from([0.3, 1.0, 2.5]))), _labels(g, n, c), c
 
 
-def _kd_inputs():
-    from hypothesis import strategies as st
-
-    @st.composite
-    def strategy(draw):
-        n, c, g = _shapes(draw, st)
-        zs, zt = (torch.randn(n, c, generator=g, dtype=torch.float64) * 3 for _ in range(2))
-        return zs, zt, _labels(g, n, c), draw(st.sampled_from([0.2, 0.5, 0.9])), draw(st.sampled_from([2.0, 4.0, 8.0]))
-
-    return strategy()
+@_strategy
+def _ema_inputs(draw, st):
+    n, c, g = _shapes(draw, st)
+    k = draw(st.integers(2, 6))
+    labels = _labels(g, n, c, every_class=False)
+    labels[labels == c - 1] = 0  # the last class is absent from the batch: it must keep its centroid
+    start = _probs(g, c, k, 1.0)
+    return start, _probs(g, n, k, draw(st.sampled_from([0.5, 3.0]))), labels, draw(st.sampled_from([0.5, 0.8, 0.99]))
 
 
-def _score_inputs():
-    from hypothesis import strategies as st
-
-    @st.composite
-    def strategy(draw):
-        b = draw(st.integers(2, 20))
-        g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
-        scores = torch.randn(b, b, generator=g, dtype=torch.float64) * draw(st.sampled_from([0.5, 3.0]))
-        return (scores + torch.diag(torch.rand(b, generator=g, dtype=torch.float64)) * 4,)  # not symmetric
-
-    return strategy()
+@_strategy
+def _loss_inputs(draw, st):
+    n, c, g = _shapes(draw, st)
+    d = draw(st.integers(2, 8))
+    logits, feats = torch.randn(n, c, generator=g, dtype=torch.float64), torch.randn(n, d, generator=g,
+                                                                                         dtype=torch.float64) * 2
+    centroids = _probs(g, c, d, 1.0)
+    return (logits, feats, _labels(g, n, c), centroids, draw(st.sampled_from([0.1, 0.3, 1.5])),
+            draw(st.sampled_from([0.05, 0.5, 2.0])))
 
 
-def _pair_inputs():
-    from hypothesis import strategies as st
+@_strategy
+def _kd_inputs(draw, st):
+    n, c, g = _shapes(draw, st)
+    zs, zt = (torch.randn(n, c, generator=g, dtype=torch.float64) * 3 for _ in range(2))
+    return zs, zt, _labels(g, n, c), draw(st.sampled_from([0.2, 0.5, 0.9])), draw(st.sampled_from([2.0, 4.0, 8.0]))
 
-    @st.composite
-    def strategy(draw):
-        n = draw(st.integers(2, 10))
-        g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
-        base = (0.6 + 0.3 * torch.rand(n, generator=g, dtype=torch.float64))
-        method = base + 0.02 * torch.randn(n, generator=g, dtype=torch.float64) + 0.01
-        return [round(float(x), 4) for x in method], [round(float(x), 4) for x in base]
 
-    return strategy()
+@_strategy
+def _score_inputs(draw, st):
+    b = draw(st.integers(2, 20))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    scores = torch.randn(b, b, generator=g, dtype=torch.float64) * draw(st.sampled_from([0.5, 3.0]))
+    return (scores + torch.diag(torch.rand(b, generator=g, dtype=torch.float64)) * 4,)  # not symmetric
+
+
+@_strategy
+def _pair_inputs(draw, st):
+    n = draw(st.integers(2, 10))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    base = (0.6 + 0.3 * torch.rand(n, generator=g, dtype=torch.float64))
+    method = base + 0.02 * torch.randn(n, generator=g, dtype=torch.float64) + 0.01
+    return [round(float(x), 4) for x in method], [round(float(x), 4) for x in base]
 
 
 def _classes(args: tuple) -> str:
