@@ -24,7 +24,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Plan", "SeedPlan", "parse_plan", "plan_commit", "plan_status", "plan_lines"]
+__all__ = ["Plan", "SeedPlan", "parse_plan", "plan_commit", "plan_status", "plan_lines", "fp32_run", "fp32_from_rung",
+           "PAIR"]
+
+PAIR = " (fp32 pair)"
+"""Suffix of the arm of a baseline run added by an amendment's ``fp32:`` to pair an fp32 run at its own precision."""
 
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -116,6 +120,27 @@ def _is_ancestor(a: str, b: str, repo: Path = _REPO) -> bool | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return {0: True, 1: False}.get(r.returncode)
+
+
+def fp32_run(spec: dict[str, Any], task: str, arm: str, seed: int) -> bool:
+    """Whether an amendment's ``fp32: runs:`` moves run (task, arm, seed) of the suite from bf16 to fp32.
+
+    Such a run is compared with baselines of its own precision: the suite adds, for each of its baselines
+    that is not itself a planned fp32 run, the same baseline trained in fp32 with its seed (arm ``<base>`` +
+    :data:`PAIR`), and the verdict pairs every seed within one precision.
+    """
+    for a in spec.get("amendments") or []:
+        for sel in (a.get("fp32") or {}).get("runs") or []:
+            if task in sel["tasks"] and arm in sel["arms"] and seed in sel["seeds"]:
+                return True
+    return False
+
+
+def fp32_from_rung(spec: dict[str, Any], kind: str, task: str) -> int | None:
+    """The first rung (1-based) of the suite's ``kind`` search on ``task`` that an amendment moves to fp32."""
+    rungs = [sel["from_rung"] for a in spec.get("amendments") or []
+             for sel in (a.get("fp32") or {}).get("search") or [] if sel["kind"] == kind and task in sel["tasks"]]
+    return min(rungs) if rungs else None
 
 
 def plan_status(spec: dict[str, Any], suite_file: str | Path | None, records: list[dict[str, Any]],

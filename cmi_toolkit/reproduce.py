@@ -12,6 +12,7 @@ Baselines: ``cmi`` is compared with ``ce``; ``kd_ce`` and ``kd_mcmi`` with ``stu
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 from collections import defaultdict
@@ -23,8 +24,9 @@ import yaml
 from tqdm.auto import tqdm
 
 from .experiments import METHODS, RunConfig, dependencies
+from .plan import PAIR, fp32_run
 from .results import ResultStore, atomic_write_text
-from .verdicts import mechanism_results, runs_by_task_method
+from .verdicts import baseline_runs, mechanism_results, runs_by_task_method
 
 __all__ = ["SUITE_DIR", "load_suite", "suite_runs", "execute_runs", "execute_with_papermill", "run_suite",
            "summary_figure", "summarise", "summary_table", "summary_markdown", "suite_records", "report", "BASELINES"]
@@ -167,12 +169,34 @@ def arm_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list[i
             if probe.key == plain.key:  # the same runs as the method's own arm
                 continue
             arms.append((arm["name"], arm["method"], settings))
+        planned, moved = [], []
         for seed in seeds or spec["seeds"]:
             for name, method, settings in arms:
                 extra = teacher if method in ("mcmi", "kd_mcmi") else {}
                 cfg = RunConfig(**{**spec["common"], **params, **extra, **settings, **(overrides or {}),
                                    "task": task, "seed": seed, "method": method})
-                out.append((task, cfg, name))
+                if cfg.bf16 and fp32_run(spec, task, name, seed):
+                    cfg = dataclasses.replace(cfg, bf16=False)
+                    moved.append((cfg, name))
+                planned.append((task, cfg, name))
+        out += planned + _fp32_pairs(spec, task, moved, {cfg.key for _, cfg, _ in planned})
+    return out
+
+
+def _fp32_pairs(spec: dict[str, Any], task: str, moved: list[tuple[RunConfig, str]],
+                planned: set[str]) -> list[tuple[str, RunConfig, str]]:
+    """The baselines an amendment's fp32 runs are paired with at their own precision: per moved run, its family
+    baseline (``family:``) and, for a fine-tuning arm, CE (its mechanism check's twin, trained anyway), each
+    as the same run in fp32, unless that is itself a planned run. Their arm is ``<baseline>`` + :data:`PAIR`."""
+    out, seen = [], set(planned)
+    for cfg, name in moved:
+        bases = [c["baseline"] for c in spec.get("family") or [] if c["method"] == name]
+        bases += ["ce"] if BASELINES.get(name) == "ce" else []
+        for base in dict.fromkeys(b for b in bases if b in METHODS):
+            pair = dataclasses.replace(cfg, method=base)
+            if pair.key not in seen:
+                seen.add(pair.key)
+                out.append((task, pair, base + PAIR))
     return out
 
 
@@ -279,7 +303,7 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                "seed_wins": None, "mde80": None, "verdict": None}
         base = BASELINES.get(method)
         if base and (task, base) in by:
-            other = by[(task, base)]
+            other = baseline_runs(by, task, base, seeds)
             shared = sorted(s for s in set(good) & set(other) if _usable(other[s]))
             if shared:
                 cmp = paired_comparison([good[s]["metrics"][metric] for s in shared],
@@ -298,6 +322,14 @@ def _pct(v, signed: bool = False) -> str:
     return f"{100 * v:+.2f}" if signed else f"{100 * v:.2f}"
 
 
+def method_label(arm: str) -> str:
+    """The words for an arm in tables (an amendment's fp32 baselines named as such)."""
+    if arm.endswith(PAIR):
+        base = arm[: -len(PAIR)]
+        return f"{METHOD_LABELS.get(base, base)} (fp32, paired baseline)"
+    return METHOD_LABELS.get(arm, arm)
+
+
 def summary_table(rows: list[dict[str, Any]]) -> list[str]:
     """The markdown table of :func:`summarise`'s rows (the README embeds these lines)."""
     lines = ["| task (metric) | method | seeds used | score | Δ vs baseline [95 % CI] | p | seeds won | MDE80 | verdict | mechanism | flagged |",
@@ -306,7 +338,7 @@ def summary_table(rows: list[dict[str, Any]]) -> list[str]:
         diff = "" if r["diff_mean"] is None else f"{_pct(r['diff_mean'], True)} [{_pct(r['diff_low'], True)}, {_pct(r['diff_high'], True)}]"
         p = "" if r["p"] is None else ("–" if not np.isfinite(r["p"]) else f"{r['p']:.3f}")
         score = "–" if r["mean"] is None else f"{_pct(r['mean'])} ± {_pct(r['std'])}"
-        lines.append(f"| {r['task']} ({r['metric']}) | {METHOD_LABELS.get(r['method'], r['method'])} | {r['used']}/{r['seeds']} | "
+        lines.append(f"| {r['task']} ({r['metric']}) | {method_label(r['method'])} | {r['used']}/{r['seeds']} | "
                      f"{score} | {diff} | {p} | {r['seed_wins'] or ''} | {'' if r['mde80'] is None else _pct(r['mde80'])} | "
                      f"{r['verdict'] or ''} | {r['mechanism']} | {r['flagged']} |")
     return lines

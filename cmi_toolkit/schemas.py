@@ -130,6 +130,32 @@ class SuiteFamily(BaseModel):
     tasks: list[StrictStr]
 
 
+class Fp32Runs(BaseModel):
+    """Runs of a suite (tasks x arms x seeds) that an amendment trains in fp32 instead of the suite's bf16."""
+
+    model_config = ConfigDict(extra="forbid")
+    tasks: list[StrictStr] = Field(min_length=1)
+    arms: list[StrictStr] = Field(min_length=1)
+    seeds: list[StrictInt] = Field(min_length=1)
+
+
+class Fp32Search(BaseModel):
+    """A search whose rungs from ``from_rung`` (1 = the first) on train in fp32, baselines included."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["minimiser", "teacher"]
+    tasks: list[StrictStr] = Field(min_length=1)
+    from_rung: StrictInt = Field(ge=1)
+
+
+class Fp32Change(BaseModel):
+    """``fp32:`` of an amendment: the runs and search rungs it moves to fp32 (each paired with fp32 baselines)."""
+
+    model_config = ConfigDict(extra="forbid")
+    runs: list[Fp32Runs] = Field(default_factory=list)
+    search: list[Fp32Search] = Field(default_factory=list)
+
+
 class Amendment(BaseModel):
     """A change to a pre-registered suite made after its plan's commit: when, before which runs, why, what."""
 
@@ -141,6 +167,7 @@ class Amendment(BaseModel):
     budget_machine_hours: Number | None = None
     machine_cores: StrictInt | None = None
     budget_estimate_core_s: dict[str, Number] | None = None
+    fp32: Fp32Change | None = None
 
 
 class SuiteFile(BaseModel):

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .experiments import RunConfig, execute
+from .plan import fp32_from_rung
 from .results import ResultStore
 
 __all__ = ["GRID", "TEACHER_GRID", "candidates", "search_flags", "search_informative", "search_settings", "search_table", "uninformative_searches", "RULE"]
@@ -193,8 +194,11 @@ SH_RULE = ("successive halving: every candidate at the first budget, the best 1/
 def successive_halving(base: RunConfig, store: ResultStore, candidates_: Sequence[dict[str, Any]],
                        kind: str = "minimiser", rungs: Sequence[tuple[float, Sequence[int]]] = ((1, (0,)), (3, (0, 1))),
                        eta: int = 4, glue_dir: str | None = None, tie: float = 0.001,
-                       progress: bool = True, engine=None) -> dict[str, Any]:
+                       progress: bool = True, engine=None, fp32_from_rung: int | None = None) -> dict[str, Any]:
     """Synchronous successive halving sized for a CPU: ``rungs`` are (epochs, seeds) from cheap to full.
+
+    ``fp32_from_rung`` (1-based; a suite amendment's ``fp32: search:``): from that rung on, the candidates and
+    their baselines train in fp32 instead of ``base``'s bf16, so each gain still compares one precision.
 
     ``engine`` (:class:`~cmi_toolkit.engine.EngineArgs`): a rung's runs (every surviving candidate, every
     seed) train as one batch, locally or fanned out over Ray; None trains them one after another here.
@@ -212,15 +216,18 @@ def successive_halving(base: RunConfig, store: ResultStore, candidates_: Sequenc
     alive = [dict(c) for c in candidates_]
     rows: dict[int, dict[str, Any]] = {}
     index = {id(c): i for i, c in enumerate(alive)}
+    top = base
     for r, (epochs, seeds) in enumerate(rungs):
         scored = []
+        fp32 = bool(top.bf16 and fp32_from_rung and r + 1 >= fp32_from_rung)
+        base = dataclasses.replace(top, bf16=False) if fp32 else top
         if engine is not None:
             _run_rung(base, alive, kind, epochs, seeds, store, glue_dir, engine)
         for c in tqdm(alive, desc=f"rung {r + 1}/{len(rungs)} ({epochs:g} epochs, {len(seeds)} seeds)",
                       disable=not progress):
             value, gains = _objective_value(base, c, kind, epochs, seeds, store, glue_dir)
             rows[index[id(c)]] = {**c, "budget": epochs, "seeds": list(seeds), "gain": value, "gains": gains,
-                                  "pruned": False}
+                                  "pruned": False, **({"precision": "fp32"} if fp32 else {})}
             scored.append((value, c))
         if r < len(rungs) - 1:
             keep = max(1, math.ceil(len(alive) / eta))
@@ -300,7 +307,8 @@ def run_suite_search(spec: dict[str, Any], kind: str, tasks: Sequence[str] | Non
             cands = CPU_TEACHER_CANDIDATES if conf.get("candidates", "cpu") == "cpu" else conf["candidates"]
         rungs = [(float(e), tuple(s)) for e, s in conf.get("rungs", [[1, [0]], [3, [0, 1]]])]
         result = successive_halving(base, store, cands, kind=kind, rungs=rungs, eta=int(conf.get("eta", 4)),
-                                    glue_dir=glue_dir, progress=progress, engine=engine)
+                                    glue_dir=glue_dir, progress=progress, engine=engine,
+                                    fp32_from_rung=fp32_from_rung(spec, kind, task))
         result.update(task=task, suite=spec.get("suite"), provenance=git_state())
         path = search_file(spec, task, kind, results_root)
         path.parent.mkdir(parents=True, exist_ok=True)

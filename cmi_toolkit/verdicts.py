@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["QUESTIONS", "runs_by_task_method", "mechanism_results", "family", "compare", "family_verdicts", "pooled", "verdict_lines", "family_table"]
+__all__ = ["QUESTIONS", "runs_by_task_method", "precision", "baseline_runs", "mechanism_results", "family", "compare", "family_verdicts", "pooled", "verdict_lines", "family_table"]
 
 # (method, baseline, the question's words, the run whose mechanism check answers for the method)
 QUESTIONS = (("cmi", "ce", "CMI-minimised − CE", "cmi"),
@@ -52,6 +52,29 @@ def runs_by_task_method(records: list[dict[str, Any]]) -> dict[tuple[str, str], 
         p = r["params"]
         by[(p["task"], r.get("arm") or p["method"])][p["seed"]] = r
     return by
+
+
+def precision(record: dict[str, Any]) -> str:
+    """``bf16`` or ``fp32``: the precision a run trained in."""
+    return "bf16" if record["params"].get("bf16") else "fp32"
+
+
+def baseline_runs(by: dict[tuple[str, str], dict[int, dict[str, Any]]], task: str, base: str,
+                  runs: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The baseline ``{seed: record}`` that ``runs`` of ``task`` are paired with: per seed, the ``base`` run of the
+    same precision, from the arm itself or from its fp32 pairs (``<base>`` + :data:`~cmi_toolkit.plan.PAIR`,
+    added by an amendment that moved runs to fp32); a seed with no baseline of its precision has none, so it
+    is left out of the comparison rather than paired across precisions."""
+    from .plan import PAIR
+
+    own, pairs = dict(by.get((task, base)) or {}), by.get((task, base + PAIR)) or {}
+    for seed, run in runs.items():
+        match = [r for r in (own.get(seed), pairs.get(seed)) if r is not None and precision(r) == precision(run)]
+        if match:
+            own[seed] = match[0]
+        else:
+            own.pop(seed, None)
+    return own
 
 
 def mechanism_results(records) -> list[bool]:
@@ -108,7 +131,8 @@ def family_verdicts(records: list[dict[str, Any]], spec: dict[str, Any], alpha: 
     tasks = sorted({t for t, _ in by})
     rows = []
     for task, method, base in family(spec, tasks):
-        a, b = by.get((task, method)), by.get((task, base))
+        a = by.get((task, method))
+        b = baseline_runs(by, task, base, a) if a else None
         if not a or not b:
             continue
         question, checked = WORDS.get(method, (f"{method} − {base}", method))
