@@ -121,3 +121,24 @@ def test_a_search_whose_last_rung_is_all_degenerate_is_called_uninformative(tmp_
     store.save("k0", _search_record("cola", "cmi", 0, 3.0, False, **a))  # one healthy run at the last budget
     assert "Uninformative" not in "\n".join(search_table(result, store)) and search_informative(result, store)
     assert "degenerate" not in "\n".join(search_table(result))  # without the store: no flag column
+
+
+def test_an_amended_search_trains_its_later_rungs_and_their_baselines_in_fp32(tmp_path, monkeypatch):
+    """``fp32_from_rung``: rung 1 keeps the suite's bf16, rung 2 (candidates and CE baselines) trains in fp32."""
+    import cmi_toolkit.search as search
+
+    seen = []
+
+    def fake_execute(cfg, store, glue_dir=None, progress=False):
+        seen.append(cfg)
+        score = 0.5 + 0.01 * cfg.cmi_weight if cfg.method == "cmi" else 0.5
+        return {"metrics": {"accuracy": score}, "headline_metric": "accuracy", "checks": {"mechanism": {"passed": True}}}
+
+    monkeypatch.setattr(search, "execute", fake_execute)
+    cands = [{"space": "feature", "temperature": 0.1, "cmi_weight": w, "centroid_mode": "ema"} for w in (0.1, 0.3, 1.0)]
+    out = search.successive_halving(RunConfig(bf16=True), ResultStore(tmp_path), cands, rungs=((1, (0,)), (3, (0, 1))),
+                                    eta=3, progress=False, fp32_from_rung=2)
+    assert {(c.epochs, c.method, c.bf16) for c in seen} == {(1, "cmi", True), (1, "ce", True),
+                                                            (3, "cmi", False), (3, "ce", False)}
+    assert out["winner"]["cmi_weight"] == 1.0
+    assert [r.get("precision") for r in out["table"] if not r["pruned"]] == ["fp32"]

@@ -164,3 +164,66 @@ def test_predictions_are_added_from_a_kept_model_without_retraining(tmp_path, ti
     damaged = {**again, "metrics": {**again["metrics"], "accuracy": 0.123}}
     damaged.pop("predictions")
     assert add_predictions(damaged, store, glue).startswith("metrics ['accuracy'] differ")
+
+
+def _fp32_spec(**fp32):
+    """A suite in bf16 whose amendment moves some runs (``fp32``) to fp32."""
+    from cmi_toolkit.schemas import validate_suite
+
+    spec = {"suite": "amended", "seeds": [0, 1, 2], "finetune_methods": ["ce", "cmi", "mcmi"],
+            "distill_methods": ["student", "kd_ce", "kd_mcmi"], "common": {"bf16": True, "epochs": 1},
+            "teacher": {"space": "output", "temperature": 1.0, "cmi_weight": 0.1, "centroid_mode": "fixed"},
+            "tasks": {"mrpc": {}, "rte": {}},
+            "family": [{"method": "cmi", "baseline": "ce", "tasks": ["mrpc", "rte"]},
+                       {"method": "kd_mcmi", "baseline": "kd_ce", "tasks": ["mrpc"]}],
+            "amendments": [{"date": "d", "before": "b", "why": "w", "change": "c", "fp32": fp32}]}
+    validate_suite(spec)
+    return spec
+
+
+def test_an_amendment_moves_only_its_listed_runs_to_fp32_and_pairs_them_at_their_precision():
+    from cmi_toolkit.experiments import dependencies
+    from cmi_toolkit.reproduce import suite_runs
+
+    plain = _fp32_spec()
+    spec = _fp32_spec(runs=[{"tasks": ["mrpc"], "arms": ["cmi", "mcmi", "kd_mcmi"], "seeds": [1, 2]}])
+    before = {(t, a, c.seed): c for t, c, a in arm_runs(plain)}
+    after = {(t, a, c.seed): c for t, c, a in arm_runs(spec)}
+    moved = {k for k, c in after.items() if not c.bf16}
+    assert {k for k in moved if "pair" not in k[1]} == {("mrpc", m, s) for m in ("cmi", "mcmi", "kd_mcmi")
+                                                                for s in (1, 2)}
+    for k, c in before.items():  # every other run keeps its key (its record stays the suite's)
+        assert (after[k].key == c.key) is (k not in moved)
+    pairs = sorted(k for k in after if k not in before)
+    assert pairs == sorted(("mrpc", f"{b} (fp32 pair)", s) for b in ("ce", "kd_ce") for s in (1, 2))
+    assert all(not after[k].bf16 and after[k].method == k[1].split()[0] for k in pairs)
+    # the fp32 CE pair is the fp32 runs' mechanism twin and the kd_ce pair's teacher: nothing else is trained
+    keys = {c.key for c in after.values()}
+    assert all(d.key in keys for c in after.values() for d in dependencies(c) if not c.bf16)
+    assert len(suite_runs(spec, with_dependencies=True)) == len(suite_runs(spec)) + len(
+        {d.key for c in after.values() if c.bf16 for d in dependencies(c)} - keys)
+    with pytest.raises(ValueError, match="seeds"):
+        _fp32_spec(runs=[{"tasks": ["mrpc"], "arms": ["cmi"]}])
+
+
+def _rec(task, method, seed, acc, bf16, arm=None):
+    r = {"key": f"{task}-{arm or method}-{seed}-{bf16}", "headline_metric": "accuracy", "metrics": {"accuracy": acc, "feature_cmi": 0.1, "feature_ncmi": 0.1},
+         "checks": {"flags": []}, "params": {"task": task, "method": method, "seed": seed, **({"bf16": True} if bf16 else {})}}
+    return {**r, "arm": arm} if arm else r
+
+
+def test_a_comparison_pairs_each_seed_with_the_baseline_of_its_precision():
+    spec = _fp32_spec(runs=[{"tasks": ["rte"], "arms": ["cmi"], "seeds": [2]}])
+    records = [_rec("rte", "ce", s, 0.60, True) for s in (0, 1, 2)]
+    records += [_rec("rte", "cmi", 0, 0.62, True), _rec("rte", "cmi", 1, 0.61, True), _rec("rte", "cmi", 2, 0.55, False)]
+    (row,) = family_verdicts(records, spec)
+    assert row["seeds"] == [0, 1] and row["left_out"] == 1  # no fp32 CE: seed 2 is not paired across precisions
+    records.append(_rec("rte", "ce", 2, 0.52, False, arm="ce (fp32 pair)"))
+    (row,) = family_verdicts(records, spec)
+    assert row["seeds"] == [0, 1, 2] and row["mean"] == pytest.approx((0.02 + 0.01 + 0.03) / 3)
+    from cmi_toolkit.reproduce import summarise, summary_table
+
+    rows = summarise(records)
+    cmi = next(r for r in rows if r["method"] == "cmi")
+    assert cmi["seed_wins"] == "3/3" and cmi["diff_mean"] == pytest.approx(0.02)
+    assert any("CE fine-tuning (fp32, paired baseline)" in line for line in summary_table(rows))
