@@ -19,7 +19,7 @@ export CMI_TOOLKIT_GLUE_DIR ?= $(GLUE_DIR)
 export CMI_TOOLKIT_COT_DIR ?= $(COT_DIR)
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup demo test lint lab lab-cache bench clean browser-deps data-dirs notebooks-sync readme
+.PHONY: setup demo test lint lab lab-cache bench clean browser-deps data-dirs notebooks-sync readme figures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,16 @@ bench: setup
 # each notebook is paired with a py:percent twin (notebooks/jupytext.toml); edit either, then sync
 notebooks-sync: setup
 	cd notebooks && ../$(BIN)/jupytext --sync 0*.ipynb
+
+# the README's committed course figures (figures/): notebooks 00, 01, 02, 03 and 06 run headless in their default
+# mode with figures_dir=../figures (a notebook run otherwise writes its figures under its untracked output folder);
+# executed copies go to notebooks/outputs/executed/. 02 trains a model live: about 20 minutes in all on 2 cores
+FIGURE_NOTEBOOKS ?= 00_markov_source_view 01_finetune_with_cmi 02_measure_cmi 03_centroids_and_clusters 06_reproduce_glue
+figures: setup
+	mkdir -p notebooks/outputs/executed
+	cd notebooks && for nb in $(FIGURE_NOTEBOOKS); do \
+	  ../$(BIN)/papermill --cwd . -k python3 --no-progress-bar $$nb.ipynb outputs/executed/$$nb.ipynb -p figures_dir ../figures; \
+	done
 
 # the README's result tables, regenerated from the records
 readme: setup

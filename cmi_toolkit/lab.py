@@ -55,14 +55,23 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
             "machine": f"{prov.get('device_name') or prov.get('cpu') or '?'}, {prov.get('threads', '?')} threads"}
 
 
+def _cached(cfg: RunConfig, store: ResultStore, cache_dir: str | os.PathLike | None,
+            glue_dir: str | None) -> dict[str, Any] | None:
+    """The record of lab run ``cfg``: from the read-only ``cache_dir`` (the committed cache), else from ``store``."""
+    key = cfg.store_key(glue_dir)
+    found = ResultStore(cache_dir).load(key) if cache_dir is not None and Path(cache_dir).is_dir() else None
+    return found if found is not None else store.load(key)
+
+
 def sweep(lambdas: list[float] | tuple[float, ...] = D.LAB_LAMBDAS, seeds: list[int] | tuple[int, ...] = D.LAB_SEEDS,
           results_dir: str | os.PathLike = D.LAB_RESULTS_DIR, glue_dir: str | None = None, train: bool = True,
-          smoke: bool = False, progress: bool = True, engine=None,
+          smoke: bool = False, progress: bool = True, engine=None, cache_dir: str | os.PathLike | None = None,
           **overrides: Any) -> tuple[list[dict[str, Any]], list[RunConfig]]:
     """Rows of the lambda sweep (one per lambda and seed) and the runs that are neither cached nor trained.
 
-    A run whose record is in ``results_dir`` is loaded; a missing one is trained when ``train`` is true
-    (its CE twin first, for the mechanism check) and otherwise returned in the second list. ``engine``
+    A run whose record is in ``cache_dir`` (read only: the course's committed cache) or in ``results_dir`` is
+    loaded; a missing one is trained into ``results_dir`` when ``train`` is true (its CE twin first, for the
+    mechanism check) and otherwise returned in the second list. ``engine``
     (:class:`~cmi_toolkit.engine.EngineArgs`) trains the missing ones as one batch, locally or over Ray.
     """
     from tqdm.auto import tqdm
@@ -73,13 +82,13 @@ def sweep(lambdas: list[float] | tuple[float, ...] = D.LAB_LAMBDAS, seeds: list[
     if train and engine is not None:
         from .engine import run_batch
 
-        todo = [cfg for cfg in runs if store.load(cfg.store_key(glue_dir)) is None]
+        todo = [cfg for cfg in runs if _cached(cfg, store, cache_dir, glue_dir) is None]
         done = run_batch(todo, store, glue_dir, engine, keep_model=True, progress=progress) if todo else None
         if done is not None and done.failed:
             raise RuntimeError(f"{len(done.failed)} lab run(s) failed: "
                                + "; ".join(f"{key}: {why}" for key, why in done.failed.items()))
     for cfg in tqdm(runs, desc="lab runs (cached ones load at once)", disable=not progress):
-        record = store.load(cfg.store_key(glue_dir))
+        record = _cached(cfg, store, cache_dir, glue_dir)
         if record is None and not train:
             missing.append(cfg)
             continue
@@ -91,11 +100,15 @@ def sweep(lambdas: list[float] | tuple[float, ...] = D.LAB_LAMBDAS, seeds: list[
 
 def train_row(lam: float, space: str, temperature: float, seed: int = 0, results_dir: str | os.PathLike = D.LAB_RESULTS_DIR,
               glue_dir: str | None = None, smoke: bool = False, callbacks: list | None = None,
-              **overrides: Any) -> dict[str, Any]:
-    """The row of one lab run at (lambda, space, T, seed): loaded when cached, else trained (for the widget)."""
+              cache_dir: str | os.PathLike | None = None, **overrides: Any) -> dict[str, Any]:
+    """The row of one lab run at (lambda, space, T, seed): loaded when cached (``cache_dir``, then
+    ``results_dir``), else trained into ``results_dir`` (for the widget)."""
     cfg = lab_config(lam, seed, smoke, space=space, temperature=temperature, **overrides)
-    return record_row(execute(cfg, ResultStore(results_dir), glue_dir=glue_dir, progress=False, keep_model=True,
-                              callbacks=callbacks))
+    store = ResultStore(results_dir)
+    record = _cached(cfg, store, cache_dir, glue_dir)
+    if record is None:
+        record = execute(cfg, store, glue_dir=glue_dir, progress=False, keep_model=True, callbacks=callbacks)
+    return record_row(record)
 
 
 def timing(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,14 +123,15 @@ def _view_path(store: ResultStore, key: str) -> Path:
 
 
 def model_view(cfg: RunConfig, results_dir: str | os.PathLike = D.LAB_RESULTS_DIR, glue_dir: str | None = None,
-               train: bool = True) -> dict[str, Any]:
+               train: bool = True, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """What notebook 03 shows of one run, in feature space at the run's T, on its dev set.
 
     ``xy``: the first two principal components of f_x = softmax(h_x / T) (PCA is linear, so a class's
     centroid ``centroid_xy`` is exactly the mean of its points); ``fpdc``: the centroids g_y;
     ``kl``: each example's KL(f_x || g_y) to its own class centroid, whose mean is the CMI.
-    Cached as ``views/<key>.json`` in the store; built from the kept model (trained first when
-    ``train`` and the model is missing); FileNotFoundError when neither exists.
+    Cached as ``views/<key>.json`` in the store (read from ``cache_dir`` first, the committed cache, which is
+    never written); built from the kept model (trained first when ``train`` and the model is missing);
+    FileNotFoundError when neither exists.
     """
     import numpy as np
     import torch
@@ -129,8 +143,9 @@ def model_view(cfg: RunConfig, results_dir: str | os.PathLike = D.LAB_RESULTS_DI
     store = ResultStore(results_dir)
     key = store.file_key(cfg.store_key(glue_dir))
     path = _view_path(store, key)
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+    for known in ([_view_path(ResultStore(cache_dir), key)] if cache_dir is not None else []) + [path]:
+        if known.is_file():
+            return json.loads(known.read_text(encoding="utf-8"))
     model_dir = store.root / "models" / key
     if not (model_dir / "config.json").is_file():
         if not train:

@@ -16,11 +16,13 @@ SMOKE_BANNER = "smoke: pipeline check, numbers are not meaningful"
 _ENV = {"glue": "CMI_TOOLKIT_GLUE_DIR", "cot": "CMI_TOOLKIT_COT_DIR"}
 
 
-def folders(output_dir: str | os.PathLike, figures_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """(output_dir, figures_dir) as paths; the output folder is created."""
+def folders(output_dir: str | os.PathLike, figures_dir: str | os.PathLike | None) -> tuple[Path, Path]:
+    """(output_dir, figures_dir) as paths; the output folder is created. ``figures_dir`` None is
+    ``<output_dir>/figures``: a notebook run leaves the repository's committed figures alone (``make figures``
+    writes those, passing ``figures_dir=../figures``)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    return output_dir, Path(figures_dir)
+    return output_dir, (output_dir / "figures" if figures_dir is None else Path(figures_dir))
 
 
 def data_dir(kind: str, given: str | os.PathLike | None = None) -> str:
@@ -51,7 +53,7 @@ def cap_threads(limit: int = 4) -> int:
     return threads
 
 
-def setup(smoke: bool, output_dir: str | os.PathLike, figures_dir: str | os.PathLike, kind: str | None = None,
+def setup(smoke: bool, output_dir: str | os.PathLike, figures_dir: str | os.PathLike | None, kind: str | None = None,
           data: str | os.PathLike | None = None) -> tuple[Path, Path, str | None]:
     """A course notebook's set-up: the smoke banner, its folders (:func:`folders`), capped threads
     (:func:`cap_threads`) and, for ``kind`` ``"glue"`` or ``"cot"``, its data folder (:func:`data_dir`).

@@ -77,7 +77,7 @@ alphabet_size = 3
 order = 2
 length = 8
 output_dir = "outputs/00_markov_source_view"
-figures_dir = "../figures"
+figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
 import string
@@ -94,7 +94,7 @@ from cmi_toolkit.viz import convergence_figure, show_figure
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), seed=P(int, low=0), alphabet_size=P(int, low=2, high=26), order=P(int, low=1, high=6),
-                 length=P(int, low=1, high=64), output_dir=P(str), figures_dir=P(str))
+                 length=P(int, low=1, high=64), output_dir=P(str), figures_dir=P(str, none=True))
 output_dir, figures_dir, _ = setup(smoke, output_dir, figures_dir)  # smoke banner, folders, at most 4 threads
 
 # %% [markdown]

@@ -49,11 +49,12 @@ seeds = list(D.LAB_SEEDS)
 space = D.SPACE
 temperature = D.TEMPERATURE
 centroid_mode = D.CENTROID_MODE
-results_dir = "../" + D.LAB_RESULTS_DIR   # cached lab runs (committed); runs not there train and join it
+cache_dir = "../" + D.LAB_RESULTS_DIR     # the course's cached lab runs (committed, read only)
+results_dir = "outputs/lab_store"          # runs not in the cache train here (untracked; notebook 03 reads it too)
 train_missing = True     # False: show only what is cached
 glue_dir = None          # default: $CMI_TOOLKIT_GLUE_DIR, else ../../shared/data/glue
 output_dir = "outputs/01_finetune_with_cmi"
-figures_dir = "../figures"
+figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
 from cmi_toolkit.notebook import P, check_parameters, setup, smoke_note
@@ -62,8 +63,8 @@ from cmi_toolkit.results import write_json
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), lambdas=P(list, low=0), seeds=P(list, low=0, items=int),
                  space=P(str, choices=("feature", "output")), temperature=P(float, low=1e-6),
-                 centroid_mode=P(str, choices=("fixed", "epoch", "ema")), results_dir=P(str), train_missing=P(bool),
-                 glue_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str))
+                 centroid_mode=P(str, choices=("fixed", "epoch", "ema")), cache_dir=P(str), results_dir=P(str), train_missing=P(bool),
+                 glue_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str, none=True))
 # smoke banner, output folders, at most 4 torch threads, the GLUE folder (argument, env or ../../shared)
 output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue", glue_dir)
 
@@ -84,12 +85,13 @@ settings = dict(task=task, model=model, space=space, temperature=temperature, ce
 # ## The sweep
 #
 # One model per $\lambda$ and seed ($\lambda = 0$ is plain cross-entropy), all else equal: same data, same
-# settings. The runs of the `lab` preset are cached in the kit's result store, so this cell loads them at once;
-# change a parameter and the runs that are not cached train (about a minute each) and join the store. Each
+# settings. The runs of the `lab` preset are cached in the kit's committed result store (`cache_dir`, read only), so
+# this cell loads them at once; change a parameter and the runs that are not cached train (about a minute each)
+# into your own store, `results_dir` (untracked: your clone stays clean). Each
 # CMI run is also checked against its CE twin: did it end with a lower CMI, as its objective asks?
 
 # %%
-rows, missing = lab.sweep(lambdas, seeds, results_dir=results_dir, glue_dir=glue_dir, train=train_missing,
+rows, missing = lab.sweep(lambdas, seeds, results_dir=results_dir, cache_dir=cache_dir, glue_dir=glue_dir, train=train_missing,
                           smoke=smoke, **settings)
 if missing:
     print(f"{len(missing)} runs are not cached (or the GLUE folder differs from theirs) and train_missing is False: "
@@ -115,7 +117,7 @@ table.round(4)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-train_one = functools.partial(lab.train_row, seed=seeds[0], results_dir=results_dir, glue_dir=glue_dir, smoke=smoke,
+train_one = functools.partial(lab.train_row, seed=seeds[0], results_dir=results_dir, cache_dir=cache_dir, glue_dir=glue_dir, smoke=smoke,
                               task=task, model=model, centroid_mode=centroid_mode)
 
 

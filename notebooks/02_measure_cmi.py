@@ -45,7 +45,7 @@ temperature = D.TEMPERATURE
 seed = 0
 glue_dir = None
 output_dir = "outputs/02_measure_cmi"
-figures_dir = "../figures"
+figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
 from cmi_toolkit.notebook import P, check_parameters, setup
@@ -53,7 +53,7 @@ from cmi_toolkit.results import write_json
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), temperature=P(float, low=1e-6), seed=P(int, low=0),
-                 glue_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str))
+                 glue_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str, none=True))
 # smoke banner, output folders, at most 4 torch threads, the GLUE folder (argument, env or ../../shared)
 output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue", glue_dir)
 

@@ -49,11 +49,12 @@ model = D.MODEL
 cmi_weight = D.CMI_WEIGHT
 temperature = D.TEMPERATURE
 seed = D.LAB_SEEDS[0]
-results_dir = "../" + D.LAB_RESULTS_DIR   # notebook 01's lab runs (cached views of them are committed)
+cache_dir = "../" + D.LAB_RESULTS_DIR     # notebook 01's lab runs (cached views of them are committed, read only)
+results_dir = "outputs/lab_store"          # runs and views not in the cache are made here (untracked)
 train_missing = True     # train a model whose view is neither cached nor computable from a kept model
 glue_dir = None
 output_dir = "outputs/03_centroids_and_clusters"
-figures_dir = "../figures"
+figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
 from cmi_toolkit.notebook import P, check_parameters, setup, smoke_note
@@ -61,7 +62,7 @@ from cmi_toolkit.results import write_json
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), cmi_weight=P(float, low=0), temperature=P(float, low=1e-6),
-                 seed=P(int, low=0), results_dir=P(str), train_missing=P(bool), glue_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str))
+                 seed=P(int, low=0), cache_dir=P(str), results_dir=P(str), train_missing=P(bool), glue_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str, none=True))
 # smoke banner, output folders, at most 4 torch threads, the GLUE folder (argument, env or ../../shared)
 output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue", glue_dir)
 
@@ -77,7 +78,7 @@ if smoke:
 views = {}
 for name, lam in (("CE", 0.0), ("CMI", cmi_weight)):
     cfg = lab.lab_config(lam, seed, smoke, task=task, model=model, temperature=temperature)
-    views[name] = lab.model_view(cfg, results_dir, glue_dir, train=train_missing)
+    views[name] = lab.model_view(cfg, results_dir, glue_dir, train=train_missing, cache_dir=cache_dir)
 pd.DataFrame({name: {k: v[k] for k in ("accuracy", "cmi", "separation")} for name, v in views.items()}).T.round(4)
 
 # %% [markdown]

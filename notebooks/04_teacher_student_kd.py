@@ -47,7 +47,7 @@ seeds = [0, 1, 2]
 glue_dir = None
 results_dir = None        # result store; default: <output_dir>
 output_dir = "outputs/04_teacher_student_kd"
-figures_dir = "../figures"
+figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
 from cmi_toolkit.notebook import P, check_parameters, setup, smoke_note
@@ -55,7 +55,7 @@ from cmi_toolkit.results import write_json
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), task=P(str), suite=P(str), methods=P(list, items=str), seeds=P(list, low=0, items=int),
-                 glue_dir=P(str, none=True), results_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str))
+                 glue_dir=P(str, none=True), results_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str, none=True))
 # smoke banner, output folders, at most 4 torch threads, the GLUE folder (argument, env or ../../shared)
 output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue", glue_dir)
 

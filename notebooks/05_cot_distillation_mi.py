@@ -58,7 +58,7 @@ seeds = [0, 1, 2]
 cot_dir = None            # default: $CMI_TOOLKIT_COT_DIR, else ../../shared/data/cot
 results_dir = "outputs/05_cot_distillation_mi/runs"
 output_dir = "outputs/05_cot_distillation_mi"
-figures_dir = "../figures"
+figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
 import pandas as pd
@@ -71,7 +71,7 @@ from cmi_toolkit.viz import grouped_intervals, show_figure
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), dataset=P(str, choices=("cqa", "svamp")), preset=P(str), seeds=P(list, low=0, items=int),
-                 cot_dir=P(str, none=True), results_dir=P(str), output_dir=P(str), figures_dir=P(str))
+                 cot_dir=P(str, none=True), results_dir=P(str), output_dir=P(str), figures_dir=P(str, none=True))
 # smoke banner, output folders, at most 4 torch threads, the CoT folder (argument, env or ../../shared)
 output_dir, figures_dir, cot_dir = setup(smoke, output_dir, figures_dir, "cot", cot_dir)
 overrides = dict(max_train_samples=48, max_eval_samples=16, epochs=1, batch_size=16, max_rationale_length=48) if smoke else {}

@@ -60,13 +60,13 @@ smoke = False
 suite = "cpu_verdict"    # or "cpu5", "cpu5kd", "bf16eq", "cpu" (older records, before the checks), "glue5" (GPU)
 results_dir = "../results"
 output_dir = "outputs/06_reproduce_glue"
-figures_dir = "../figures"
+figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
-from cmi_toolkit.notebook import P, check_parameters
+from cmi_toolkit.notebook import P, check_parameters, folders
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
-check_parameters(globals(), smoke=P(bool), suite=P(str), results_dir=P(str), output_dir=P(str), figures_dir=P(str))
+check_parameters(globals(), smoke=P(bool), suite=P(str), results_dir=P(str), output_dir=P(str), figures_dir=P(str, none=True))
 if smoke:
     print("smoke: pipeline check, numbers are not meaningful")
 from pathlib import Path
@@ -77,7 +77,7 @@ from cmi_toolkit.reproduce import load_suite, suite_records, summarise, summary_
 from cmi_toolkit.results import ResultStore, write_json
 from cmi_toolkit.viz import show_figure
 
-output_dir, figures_dir = Path(output_dir), Path(figures_dir)
+output_dir, figures_dir = folders(output_dir, figures_dir)
 spec = load_suite(suite)
 records, ignored = suite_records(ResultStore(results_dir), spec)
 print(f"{len(records)} run records of suite {spec['suite']} in {results_dir} ({ignored} others ignored)")

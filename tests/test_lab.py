@@ -34,6 +34,36 @@ def test_a_missing_run_trains_once_then_loads_from_the_store(tmp_path, tiny_mode
     assert view["accuracy"] == pytest.approx(rows[1]["accuracy"])
 
 
+def test_a_read_only_cache_is_read_and_new_runs_train_into_the_students_own_store(tmp_path, tiny_model_dir):
+    """``cache_dir`` (the committed cache) is read, never written: a run missing there trains into ``results_dir``."""
+    import hashlib
+
+    glue = str(_easy_sst2(tmp_path / "glue", n=24))
+    settings = dict(model=str(tiny_model_dir), max_train_samples=None, max_eval_samples=None, batch_size=8, epochs=1)
+    cache = tmp_path / "cache"
+    lab.sweep([0.0], [0], results_dir=cache, glue_dir=glue, progress=False, **settings)  # the instructor's cache
+    lab.model_view(lab.lab_config(0.0, 0, **settings), cache, glue)
+
+    def snapshot():
+        return {p.relative_to(cache): hashlib.sha256(p.read_bytes()).hexdigest() for p in cache.rglob("*")
+                if p.is_file() and "models" not in p.parts and "locks" not in p.parts and p.name != ".lock"}
+
+    before, mine = snapshot(), tmp_path / "mine"
+    rows, missing = lab.sweep([0.0, 1.0], [0], results_dir=mine, cache_dir=cache, glue_dir=glue, train=False,
+                              progress=False, **settings)
+    assert [r["lambda"] for r in rows] == [0.0] and len(missing) == 1  # the cached CE run loads from the cache
+    rows, _ = lab.sweep([0.0, 1.0], [0], results_dir=mine, cache_dir=cache, glue_dir=glue, progress=False, **settings)
+    assert [r["lambda"] for r in rows] == [0.0, 1.0]
+    assert snapshot() == before  # nothing in the cache changed
+    cached_key = rows[0]["key"]
+    assert {r["key"] for r in lab.ResultStore(mine).all_records()} >= {rows[1]["key"]}
+    assert lab.train_row(0.0, "feature", D.TEMPERATURE, results_dir=tmp_path / "empty", cache_dir=cache, glue_dir=glue,
+                         **{k: v for k, v in settings.items()})["key"] == cached_key
+    assert not (tmp_path / "empty" / "runs").exists() or not any((tmp_path / "empty" / "runs").glob("*.json"))
+    view = lab.model_view(lab.lab_config(0.0, 0, **settings), tmp_path / "empty", glue, train=False, cache_dir=cache)
+    assert view["key"] == cached_key and snapshot() == before
+
+
 def test_the_committed_lab_cache_is_complete_and_beats_the_majority_class(glue_dir):
     """Notebook 01 loads these by default: every run of the lab sweep is there, for the data as it is now."""
     rows, missing = lab.sweep(results_dir=LAB_STORE, glue_dir=str(glue_dir), train=False, progress=False)

@@ -76,6 +76,20 @@ def test_00_markov_source(tmp_path):
     assert (tmp_path / "figures" / "00_cmi_convergence.html").is_file()
 
 
+def test_a_notebook_run_writes_its_figures_under_its_output_folder_not_the_committed_ones(tmp_path):
+    """Default ``figures_dir``: ``<output_dir>/figures``; the repository's figures/ change only by `make figures`."""
+    import papermill as pm
+
+    committed = {p: p.stat().st_mtime_ns for p in (REPO / "figures").glob("00_*")}
+    out = tmp_path / "out"
+    pm.execute_notebook(str(REPO / "notebooks" / "00_markov_source_view.ipynb"), str(tmp_path / "00.ipynb"),
+                        parameters={"smoke": True, "output_dir": str(out)}, cwd=str(REPO / "notebooks"),
+                        kernel_name="python3", progress_bar=False)
+    assert (out / "figures" / "00_cmi_convergence.html").is_file()
+    assert committed and {p: p.stat().st_mtime_ns for p in (REPO / "figures").glob("00_*")} == committed
+    assert "figures_dir=../figures" in (REPO / "Makefile").read_text()  # the one way to rewrite them
+
+
 def test_00_runs_with_any_alphabet_size(tmp_path):
     m = run_notebook("00_markov_source_view", tmp_path, None, alphabet_size=4, length=6, order=1)
     assert m["identity"] == pytest.approx(m["exact_cmi_bayes"], rel=1e-9)
