@@ -167,6 +167,40 @@ def _pair_inputs(draw, st):
     return [round(float(x), 4) for x in method], [round(float(x), 4) for x in base]
 
 
+@_strategy
+def _feature_inputs(draw, st):
+    n, c, g = _shapes(draw, st)
+    d = draw(st.integers(2, 8))
+    feats = torch.randn(n, d, generator=g, dtype=torch.float64) * draw(st.sampled_from([0.5, 2.0, 6.0]))
+    return feats, _labels(g, n, c), c, draw(st.sampled_from([0.05, 0.3, 1.0, 2.0]))
+
+
+@_strategy
+def _teacher_inputs(draw, st):
+    n, c, g = _shapes(draw, st)
+    logits = torch.randn(n, c, generator=g, dtype=torch.float64) * 2
+    return (logits, _labels(g, n, c), _probs(g, c, c, 1.0), draw(st.sampled_from([0.1, 0.3, 1.0])),
+            draw(st.sampled_from([0.5, 1.0, 2.0])))
+
+
+@_strategy
+def _sequence_inputs(draw, st):
+    b, t, v = draw(st.integers(1, 4)), draw(st.integers(2, 6)), draw(st.integers(2, 9))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    logits = torch.randn(b, t, v, generator=g, dtype=torch.float64) * draw(st.sampled_from([1.0, 4.0]))
+    lengths = torch.randint(1, t + 1, (b,), generator=g)
+    lengths[0] = max(1, t - 1)  # at least one padded position somewhere (when t > 1)
+    return logits, torch.arange(t)[None, :] < lengths[:, None]
+
+
+@_strategy
+def _pvalue_inputs(draw, st):
+    m = draw(st.integers(2, 10))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    p = torch.rand(m, generator=g, dtype=torch.float64) ** draw(st.sampled_from([1.0, 3.0]))
+    return ([round(float(x), 4) for x in p],)
+
+
 def _classes(args: tuple) -> str:
     counts = torch.bincount(args[1], minlength=args[2]).tolist()
     return f"{len(args[1])} rows, {args[2]} classes with {'/'.join(map(str, counts))} rows"
@@ -210,6 +244,87 @@ def _separation_with(probs, labels, c, uniform: bool = False, own: bool = False)
     if not own:
         w[torch.arange(len(labels)), labels] = 0
     return (w * cross).sum(-1).mean()
+
+
+def _entropy_rows(p):
+    return -torch.xlogy(p, p).sum(-1)
+
+
+def _cmi_entropies_with(probs, labels, c, unweighted=False, marginal=False, swapped=False):
+    if marginal:
+        cond = _entropy_rows(probs.mean(0))
+    elif unweighted:
+        cond = _entropy_rows(_centroids(probs, labels, c)).mean()
+    else:
+        cond = _entropy_rows(_centroids(probs, labels, c)[labels]).mean()
+    given_x = _entropy_rows(probs).mean()
+    return given_x - cond if swapped else cond - given_x
+
+
+def _fpdc_reference(features, labels, c, T):
+    from .information import class_centroids
+
+    return class_centroids(torch.softmax(features / T, -1), labels, c)
+
+
+def _fpdc_with(features, labels, c, T, softmax_of_mean=False, no_t=False, overall=False):
+    if softmax_of_mean:
+        return torch.stack([torch.softmax(features[labels == k].mean(0) / T, -1) for k in range(c)])
+    q = torch.softmax(features / (1.0 if no_t else T), -1)
+    return q.mean(0).expand(c, -1).clone() if overall else _centroids(q, labels, c)
+
+
+def _ncmi_reference(probs, labels, c):
+    from .information import ncmi
+
+    return ncmi(probs, labels, c)
+
+
+def _kl_rows_reference(probs, labels, c):
+    from .information import class_centroids, kl_to_centroids
+
+    return kl_to_centroids(probs, labels, class_centroids(probs, labels, c))
+
+
+def _teacher_reference(logits, labels, centroids, lam, T):
+    from .losses import CMILossConfig, cmi_regularized_loss
+
+    cfg = CMILossConfig(weight=lam, temperature=T, space="output", objective="maximize")
+    return cmi_regularized_loss(logits, labels, centroids, cfg)["total"]
+
+
+def _teacher_with(logits, labels, centroids, lam, T, plus=False, no_t=False):
+    q = torch.softmax(logits / (1.0 if no_t else T), -1)
+    kl = _kl_rows(q, centroids[labels]).mean()
+    return F.cross_entropy(logits, labels) + (lam if plus else -lam) * kl
+
+
+def _maxpool_reference(logits, mask):
+    from .cot.mi import max_pooled_probs
+
+    return max_pooled_probs(logits, mask)
+
+
+def _holm_reference(pvalues):
+    from .evidence import holm
+
+    return holm(pvalues)
+
+
+def _holm_with(pvalues, bonferroni=False, no_cummax=False, uncapped=False):
+    p = torch.tensor(pvalues, dtype=torch.float64)
+    m = len(p)
+    if bonferroni:
+        return (p * m).clamp(max=1.0).tolist()
+    order = torch.argsort(p)
+    adj = p[order] * torch.arange(m, 0, -1, dtype=torch.float64)
+    if not no_cummax:
+        adj = torch.cummax(adj, 0).values
+    if not uncapped:
+        adj = adj.clamp(max=1.0)
+    out = torch.empty_like(p)
+    out[order] = adj
+    return out.tolist()
 
 
 def _cmi_loss_reference(logits, features, labels, centroids, lam, T):
@@ -375,6 +490,95 @@ EXERCISES: dict[str, Exercise] = {
          "unpaired": Mistake(lambda a, b: _paired_with(a, b, unpaired=True),
                              "you compared the two means as independent samples: pair them by seed and use the sd "
                              "of the per-seed differences.")}),
+    "cmi_from_entropies": Exercise(
+        "00", "cmi_from_entropies(probs, labels, num_classes): H(Ŷ | Y) − H(Ŷ | X) = (1/N) sum_i H(g_{y_i}) − (1/N) "
+        "sum_i H(p_i)", _cmi_reference, _probs_labels,
+        "H(q) = −sum_k q_k log q_k; H(Ŷ | X) is the mean entropy of the rows p_i, H(Ŷ | Y) the mean over all N rows "
+        "of the entropy of their class centroid g_{y_i}; CMI = H(Ŷ | Y) − H(Ŷ | X).",
+        {"unweighted_classes": Mistake(lambda p, y, c: _cmi_entropies_with(p, y, c, unweighted=True),
+                                       "you averaged H(g_c) over the classes equally: H(Ŷ | Y) = sum_c pi_c H(g_c), "
+                                       "each class weighed by its share of the rows (average over the N rows)."),
+         "marginal_entropy": Mistake(lambda p, y, c: _cmi_entropies_with(p, y, c, marginal=True),
+                                     "you used the entropy of the overall mean, H(Ŷ): that gives I(X; Ŷ); condition "
+                                     "on Y with each row's own class centroid g_{y_i}."),
+         "swapped": Mistake(lambda p, y, c: _cmi_entropies_with(p, y, c, swapped=True),
+                            "your difference has the wrong sign: CMI = H(Ŷ | Y) − H(Ŷ | X) >= 0 (knowing X tells "
+                            "more than knowing Y).")},
+        _classes),
+    "batch_fpdc": Exercise(
+        "01", "batch_fpdc(features, labels, num_classes, T): g_y = mean over the rows of class y of softmax(h_i / T)",
+        _fpdc_reference, _feature_inputs,
+        "first turn every row into a distribution q_i = softmax(h_i / T), then average the q_i of each class.",
+        {"softmax_of_mean": Mistake(lambda h, y, c, T: _fpdc_with(h, y, c, T, softmax_of_mean=True),
+                                    "you took the softmax of the class's mean feature: the FPDC is the mean of the "
+                                    "distributions softmax(h_i / T), and a softmax of a mean is not a mean of "
+                                    "softmaxes."),
+         "no_temperature": Mistake(lambda h, y, c, T: _fpdc_with(h, y, c, T, no_t=True),
+                                   "you left out the temperature: q_i = softmax(h_i / T)."),
+         "overall_mean": Mistake(lambda h, y, c, T: _fpdc_with(h, y, c, T, overall=True),
+                                 "every class got the same row (the mean over the whole batch): average each class's "
+                                 "own rows.")},
+        lambda args: _classes((args[0], args[1], args[2]))),
+    "ncmi": Exercise(
+        "02", "ncmi(probs, labels, num_classes): CMI / Γ, the plug-in CMI over the separation of exercise 02",
+        _ncmi_reference, _probs_labels,
+        "NCMI = I(X; Ŷ | Y) / Γ with Γ = mean_i sum_{c != y_i} pi_c / (1 − pi_{y_i}) H(p_i, g_c): the concentration "
+        "of each class over how far the rows sit from the other classes.",
+        {"inverted": Mistake(lambda p, y, c: _separation_reference(p, y, c) / _cmi_reference(p, y, c),
+                             "your ratio is upside down: NCMI = CMI / Γ (small is good: tight and far apart)."),
+         "uniform_separation": Mistake(lambda p, y, c: _cmi_reference(p, y, c) / _separation_with(p, y, c,
+                                                                                                  uniform=True),
+                                       "your Γ weighs the other classes equally (1/(C−1)): weigh class c by "
+                                       "pi_c / (1 − pi_{y_i}).")},
+        _classes),
+    "kl_per_example": Exercise(
+        "03", "kl_per_example(probs, labels, num_classes): the N values KL(p_i || g_{y_i}) (their mean is the CMI)",
+        _kl_rows_reference, _probs_labels,
+        "one value per row: the KL from row i's distribution to its *own* class centroid g_{y_i} (the class mean).",
+        {"nearest_centroid": Mistake(lambda p, y, c: torch.stack([_kl_rows(p, g.expand_as(p)) for g in
+                                                                  _centroids(p, y, c)], 1).min(1).values,
+                                     "you measured the KL to the nearest centroid: CMI uses the row's own class "
+                                     "centroid g_{y_i}, even when another class's centroid is closer (that row is "
+                                     "where the model confuses classes)."),
+         "reversed_kl": Mistake(lambda p, y, c: _kl_rows(_centroids(p, y, c)[y], p),
+                                "your KL runs the wrong way round: KL(p_i || g_{y_i}), weighed by p_i.")},
+        _classes),
+    "mcmi_teacher_loss": Exercise(
+        "04", "mcmi_teacher_loss(logits, labels, centroids, lam, T): CE − lam * mean_i KL(softmax(z_i/T) || "
+        "g_{y_i}), the output-space MCMI teacher's objective", _teacher_reference, _teacher_inputs,
+        "the teacher *maximises* CMI, so the CMI term is subtracted; it uses the logits z_i (output space) at "
+        "temperature T, and CE is on the logits at temperature 1.",
+        {"minimises": Mistake(lambda *a: _teacher_with(*a, plus=True),
+                              "you added the CMI term: that is the CMI-minimiser; the MCMI teacher subtracts it "
+                              "(it spreads each class out, so its soft labels carry more about X)."),
+         "no_temperature": Mistake(lambda *a: _teacher_with(*a, no_t=True),
+                                   "you left out the temperature: q_i = softmax(z_i / T).")}),
+    "max_pooled_probs": Exercise(
+        "05", "max_pooled_probs(logits, mask): v_b = max over the real positions t of softmax(z_{b,t}) (B x V), the "
+        "released MI term's summary of one task's output", _maxpool_reference, _sequence_inputs,
+        "softmax over the vocabulary at every position first, then the largest value over the positions where mask "
+        "is True (padding never wins: zero it out before the max).",
+        {"max_before_softmax": Mistake(lambda z, m: torch.softmax((z + torch.where(m[..., None], 0.0, -1e9)).max(1).values,
+                                                                  -1),
+                                       "you took the max over positions of the logits and then a softmax: the term "
+                                       "pools the *probabilities* (softmax at each position, then the max)."),
+         "ignores_mask": Mistake(lambda z, m: torch.softmax(z, -1).max(1).values,
+                                 "padding positions won the max: leave out the positions where mask is False."),
+         "mean_pool": Mistake(lambda z, m: (torch.softmax(z, -1) * m[..., None]).sum(1) / m.sum(1, keepdim=True),
+                              "you averaged over positions: the released term takes the max.")}),
+    "holm": Exercise(
+        "06", "holm(pvalues): Holm's step-down adjusted p-values, in the order given", _holm_reference, _pvalue_inputs,
+        "sort ascending; the k-th smallest (k = 1..m) becomes (m − k + 1) p_(k); then a running maximum so the "
+        "adjusted values never decrease, capped at 1; return them in the original order.",
+        {"bonferroni": Mistake(lambda p: _holm_with(p, bonferroni=True),
+                               "you multiplied every p by m (Bonferroni): Holm multiplies the k-th smallest by "
+                               "m − k + 1 only, so it rejects at least as much at the same error rate."),
+         "no_running_max": Mistake(lambda p: _holm_with(p, no_cummax=True),
+                                   "your adjusted p-values can decrease along the sorted order: take the running "
+                                   "maximum, max_{j<=k} (m − j + 1) p_(j)."),
+         "uncapped": Mistake(lambda p: _holm_with(p, uncapped=True),
+                             "an adjusted p-value above 1 is not a probability: cap at 1.")},
+        lambda args: f"{len(args[0])} p-values {args[0]}"),
 }
 
 

@@ -197,7 +197,7 @@ write_json(output_dir / "metrics.json", {"exact_cmi_bayes": exact["bayes"], "exa
 
 
 # %% [markdown]
-# ## Exercise: Write the plug-in CMI estimate
+# ## Exercise 1: Write the plug-in CMI estimate
 #
 # Given per-sample distributions `probs` (N × K, rows sum to 1) and `labels`, compute the class centroids $g_y$ (the mean row of class $y$) and return $\frac1N\sum_i \mathrm{KL}(p_i \,\|\, g_{y_i})$ in nats. The check compares it with `cmi_toolkit.information.conditional_mutual_information`. *Discuss:* why does this estimate sit below the exact value for small N (hint: the centroids are fitted to the same samples)?
 #
@@ -213,6 +213,26 @@ def plugin_cmi(probs, labels, num_classes):
 from cmi_toolkit.exercises import check
 
 check("plugin_cmi", plugin_cmi)
+
+# %% [markdown]
+# ## Exercise 2: The same CMI from two entropies
+#
+# The plug-in CMI has a second face: $I(X; \hat Y \mid Y) = H(\hat Y \mid Y) - H(\hat Y \mid X)$. Here
+# $H(\hat Y \mid X) = \frac1N\sum_i H(p_i)$ is the mean entropy of the rows and $H(\hat Y \mid Y) = \frac1N\sum_i
+# H(g_{y_i})$ the mean entropy of each row's class centroid, with $H(q) = -\sum_k q_k \log q_k$. Write it; the check
+# compares it with your plug-in estimate's value (the kit's). *Discuss:* why is the difference never negative (hint:
+# entropy is concave and $g_y$ is a mean of the $p_i$)? Which of the two terms does a CMI-minimiser push down?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py`.
+
+# %%
+def cmi_from_entropies(probs, labels, num_classes):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+check("cmi_from_entropies", cmi_from_entropies)
 
 # %% [markdown]
 # **Reading the results.** Tempering lowers CMI (outputs closer to their class centroid) even though it does not

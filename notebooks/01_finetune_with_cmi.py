@@ -142,7 +142,7 @@ print(f"The circled λ = {chosen:g} is the kit's default, chosen on held-out tra
 
 
 # %% [markdown]
-# ## Exercise: Write the CMI-regularised loss
+# ## Exercise 1: Write the CMI-regularised loss
 #
 # Return $\mathrm{CE}(z, y) + \lambda\,\frac1B\sum_i \mathrm{KL}(\mathrm{softmax}(h_i/T)\,\|\,g_{y_i})$ for a batch of logits $z$, pooled features $h$, labels and (fixed) centroids $g$. The check compares it with `cmi_toolkit.losses.cmi_regularized_loss`. *Discuss:* what happens to the gradient of the CMI term when T is large?
 #
@@ -158,6 +158,25 @@ def cmi_loss(logits, features, labels, centroids, lam, T):
 from cmi_toolkit.exercises import check
 
 check("cmi_loss", cmi_loss)
+
+# %% [markdown]
+# ## Exercise 2: The centroids the loss pulls towards
+#
+# In feature space the centroid of class $y$ (its FPDC) is $g_y = \frac{1}{N_y}\sum_{i: y_i = y}
+# \mathrm{softmax}(h_i / T)$: the mean of the rows' *distributions*. Write it for one batch (`features` N × d,
+# every class present). The trainer keeps a running version of this (exercise of notebook 03). *Discuss:* why is
+# the softmax of the mean feature a different thing, and which one does the CMI formula need?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py`.
+
+# %%
+def batch_fpdc(features, labels, num_classes, T):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+check("batch_fpdc", batch_fpdc)
 
 # %% [markdown]
 # **What to try next.** Switch the *space* dropdown to `output` and train at λ = 0.1: does the output-space penalty

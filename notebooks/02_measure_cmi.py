@@ -122,7 +122,7 @@ per_class(run.report)
 
 
 # %% [markdown]
-# ## Exercise: Write the separation Γ
+# ## Exercise 1: Write the separation Γ
 #
 # Return $\Gamma = \frac1N\sum_i\sum_{c\neq y_i} \frac{\pi_c}{1-\pi_{y_i}} H(p_i, g_c)$ with $\pi$ the class frequencies and $H(p, g) = -\sum_k p_k\log g_k$. The check compares it with `cmi_toolkit.information.separation`. *Discuss:* why divide CMI by Γ rather than report CMI alone?
 #
@@ -138,6 +138,25 @@ def separation(probs, labels, num_classes):
 from cmi_toolkit.exercises import check
 
 check("separation", separation)
+
+# %% [markdown]
+# ## Exercise 2: Normalised CMI
+#
+# CMI alone rewards collapsing everything together (a constant model has CMI 0). NCMI divides it by the separation
+# $\Gamma$ of exercise 1: $\mathrm{NCMI} = I(X; \hat Y \mid Y) / \Gamma$. Write it from the two pieces (your
+# `separation` above, or recompute it). *Discuss:* a model's CMI halves while its $\Gamma$ halves too: has it
+# become a better classifier by this measure?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py`.
+
+# %%
+def ncmi(probs, labels, num_classes):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+check("ncmi", ncmi)
 
 # %% [markdown]
 # **Reading the results.** At initialisation the head is random, so the outputs hardly depend on the input:

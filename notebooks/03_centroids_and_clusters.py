@@ -139,7 +139,7 @@ write_json(output_dir / "metrics.json", summary)
 
 
 # %% [markdown]
-# ## Exercise: Write the EMA centroid update
+# ## Exercise 1: Write the EMA centroid update
 #
 # Given the current centroids (C × K), a batch's `probs` and `labels` and the momentum `m`, return the new centroids: $g_y \leftarrow m\,g_y + (1-m)\,\bar p_y$ for each class $y$ present in the batch ($\bar p_y$ its batch mean), the others unchanged. The check compares it with `CentroidEstimator.update_ema`. *Discuss:* what does `m` trade off?
 #
@@ -155,6 +155,24 @@ def ema_update(centroids, probs, labels, m):
 from cmi_toolkit.exercises import check
 
 check("ema_update", ema_update)
+
+# %% [markdown]
+# ## Exercise 2: One KL per example
+#
+# The histograms above show, for each dev example, $\mathrm{KL}(f_x \,\|\, g_{y})$ to its own class centroid;
+# their mean is the CMI. Return these N values (centroids fitted to the given rows). *Discuss:* an example whose KL
+# to its own centroid is large but to the other class's centroid is small: what does the model do with it?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py`.
+
+# %%
+def kl_per_example(probs, labels, num_classes):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+check("kl_per_example", kl_per_example)
 
 # %% [markdown]
 # **Reading the figures.** Lower CMI shows as KL mass nearer 0 and tighter clouds around each cross. Whether that

@@ -103,7 +103,7 @@ write_json(output_dir / "metrics.json", {"rows": rows, "task": task, "seeds": se
 
 
 # %% [markdown]
-# ## Exercise: Write the distillation loss
+# ## Exercise 1: Write the distillation loss
 #
 # Return $\alpha T^2\,\mathrm{KL}(p_t^T\,\|\,p_s^T) + (1-\alpha)\,\mathrm{CE}(z_s, y)$, with $p^T = \mathrm{softmax}(z/T)$ and the KL averaged over the batch. The check compares it with `cmi_toolkit.losses.distillation_loss`. *Discuss:* why would a teacher with *higher* CMI give the student more to learn from?
 #
@@ -119,6 +119,25 @@ def kd_loss(student_logits, teacher_logits, labels, alpha, T):
 from cmi_toolkit.exercises import check
 
 check("kd_loss", kd_loss)
+
+# %% [markdown]
+# ## Exercise 2: The MCMI teacher's objective
+#
+# The teacher of this notebook is trained to *maximise* CMI in output space (Ye et al., ICLR 2024):
+# $\mathcal L = \mathrm{CE}(z, y) - \lambda \frac1N\sum_i \mathrm{KL}(\mathrm{softmax}(z_i / T) \,\|\, g_{y_i})$,
+# with the output centroids `centroids` (C × C) given. Write it. *Discuss:* why might a teacher whose outputs of one
+# class are *more* spread out teach its student more than a sharper teacher with the same accuracy?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py`.
+
+# %%
+def mcmi_teacher_loss(logits, labels, centroids, lam, T):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+check("mcmi_teacher_loss", mcmi_teacher_loss)
 
 # %% [markdown]
 # **Reading the results.** The MCMI teacher is usually a *worse* standalone classifier than the CE teacher: that is

@@ -132,7 +132,7 @@ write_json(output_dir / "metrics.json", {"records": [{k: r[k] for k in ("params"
 
 
 # %% [markdown]
-# ## Exercise: Write the InfoNCE bound
+# ## Exercise 1: Write the InfoNCE bound
 #
 # Given a B × B matrix of critic scores $S$ (row $i$: label pass $i$ against every rationale pass), return $I_{\mathrm{NCE}} = \log B + \frac1B\sum_i [S_{ii} - \log\sum_j e^{S_{ij}}]$. The check compares it with the formula `InfoNCECritic.lower_bound` uses. *Discuss:* why can this bound never exceed $\log B$, and what does that mean for small batches?
 #
@@ -148,6 +148,25 @@ def infonce_bound(scores):
 from cmi_toolkit.exercises import check
 
 check("infonce_bound", infonce_bound)
+
+# %% [markdown]
+# ## Exercise 2: The released MI term's summary of a sequence
+#
+# The released MI term compares the label task and the rationale task through one vector per example:
+# $v_b = \max_t \mathrm{softmax}(z_{b,t})$, the largest probability each vocabulary entry reaches over the
+# target positions $t$ where `mask` is True (`logits` B × T × V, `mask` B × T). Write it. *Discuss:* what
+# does this summary keep of a rationale, and what does it throw away (order, counts)?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py`.
+
+# %%
+def max_pooled_probs(logits, mask):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+check("max_pooled_probs", max_pooled_probs)
 
 # %% [markdown]
 # **Reading the results.** The label accuracy is what the student is for; the rationale task is a training signal.

@@ -143,7 +143,7 @@ write_json(Path(output_dir) / "metrics.json", {"rows": rows, "records": len(reco
 
 
 # %% [markdown]
-# ## Exercise: Write the paired confidence interval
+# ## Exercise 1: Write the paired confidence interval
 #
 # Given per-seed scores of a method and its baseline (same seeds, same order), return the 95 % paired-t interval (low, high) of their difference. The check compares it with `cmi_toolkit.evidence.paired_comparison`. *Discuss:* why is a positive mean with every seed won still "no difference detected" when the interval includes 0?
 #
@@ -159,6 +159,26 @@ def paired_interval(method, baseline):
 from cmi_toolkit.exercises import check
 
 check("paired_interval", paired_interval)
+
+# %% [markdown]
+# ## Exercise 2: Holm's adjustment
+#
+# The verdicts above test ten comparisons at once; Holm's step-down method keeps the chance of any false "better"
+# or "worse" at 5 %. Sort the $m$ p-values ascending; the $k$-th smallest becomes $(m - k + 1)\,p_{(k)}$; take
+# the running maximum along the sorted order, cap at 1, and return the values in the order given. *Discuss:*
+# why does Holm never reject less than Bonferroni ($m\,p$), and why does a family with one strong effect still
+# leave the others at "no difference detected"?
+#
+# Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py`.
+
+# %%
+def holm(pvalues):
+    # your code here (torch is enough)
+    raise NotImplementedError
+
+
+# %%
+check("holm", holm)
 
 # %% [markdown]
 # **What to try next.** Compare `suite = "cpu5"` with `suite = "cpu_verdict"`: the same SST-2 question, with and

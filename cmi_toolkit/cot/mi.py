@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["MI_MODES", "mi_loss_released", "InfoNCECritic", "pooled_states"]
+__all__ = ["MI_MODES", "mi_loss_released", "max_pooled_probs", "InfoNCECritic", "pooled_states"]
 
 MI_MODES = ("released", "variational")
 
@@ -43,17 +43,20 @@ def mi_loss_released(label_logits: Tensor, rationale_logits: Tensor, label_mask:
     Masks (B x T, True for real target positions) leave padding out of the max-pool; None keeps it.
     """
 
-    def pooled(logits: Tensor, mask: Tensor | None) -> Tensor:
-        if logits.dtype in (torch.bfloat16, torch.float16):  # fp32 under bf16 autocast
-            logits = logits.float()
-        probs = torch.softmax(logits, dim=-1)
-        if mask is not None:
-            probs = probs * mask[..., None].to(probs.dtype)  # probabilities >= 0: a zeroed row never wins the max
-        return probs.max(dim=1).values
-
-    v_label = pooled(label_logits, label_mask)
-    v_rat = pooled(rationale_logits, rationale_mask)
+    v_label = max_pooled_probs(label_logits, label_mask)
+    v_rat = max_pooled_probs(rationale_logits, rationale_mask)
     return F.cross_entropy(v_rat, v_label.detach())
+
+
+def max_pooled_probs(logits: Tensor, mask: Tensor | None = None) -> Tensor:
+    """v = max_t softmax(z[:, t, :]) (B x V): each vocabulary entry's largest probability over the target positions
+    where ``mask`` (B x T) is True (None: every position); the released MI term's summary of one task's output."""
+    if logits.dtype in (torch.bfloat16, torch.float16):  # fp32 under bf16 autocast
+        logits = logits.float()
+    probs = torch.softmax(logits, dim=-1)
+    if mask is not None:
+        probs = probs * mask[..., None].to(probs.dtype)  # probabilities >= 0: a zeroed row never wins the max
+    return probs.max(dim=1).values
 
 
 def pooled_states(hidden: Tensor, mask: Tensor) -> Tensor:

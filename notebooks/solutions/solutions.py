@@ -56,6 +56,49 @@ def paired_interval(method, baseline):
     return float(d.mean() - half), float(d.mean() + half)
 
 
+def cmi_from_entropies(probs, labels, num_classes):
+    def entropy(q):
+        return -torch.xlogy(q, q).sum(-1)
+
+    g = torch.stack([probs[labels == c].mean(0) for c in range(num_classes)])
+    return entropy(g[labels]).mean() - entropy(probs).mean()
+
+
+def batch_fpdc(features, labels, num_classes, T):
+    q = torch.softmax(features / T, -1)
+    return torch.stack([q[labels == c].mean(0) for c in range(num_classes)])
+
+
+def ncmi(probs, labels, num_classes):
+    return plugin_cmi(probs, labels, num_classes) / separation(probs, labels, num_classes)
+
+
+def kl_per_example(probs, labels, num_classes):
+    g = torch.stack([probs[labels == c].mean(0) for c in range(num_classes)])
+    return (probs * (probs.log() - g[labels].log())).sum(-1)
+
+
+def mcmi_teacher_loss(logits, labels, centroids, lam, T):
+    q = torch.softmax(logits / T, -1)
+    kl = (q * (q.log() - centroids[labels].log())).sum(-1).mean()
+    return F.cross_entropy(logits, labels) - lam * kl
+
+
+def max_pooled_probs(logits, mask):
+    probs = torch.softmax(logits, -1) * mask[..., None]
+    return probs.max(dim=1).values
+
+
+def holm(pvalues):
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    out, running = [0.0] * m, 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * pvalues[i]))
+        out[i] = running
+    return out
+
+
 WRONG = {
     "plugin_cmi": lambda probs, labels, c: (probs * (probs.log() - probs.mean(0).log())).sum(-1).mean(),  # ignores Y
     "cmi_loss": lambda logits, h, y, g, lam, T: F.cross_entropy(logits, y) + lam * (
@@ -65,6 +108,14 @@ WRONG = {
     "kd_loss": lambda zs, zt, y, a, T: a * F.kl_div(torch.log_softmax(zs / T, -1), torch.softmax(zt / T, -1),
                                                      reduction="batchmean") + (1 - a) * F.cross_entropy(zs, y),  # no T^2
     "infonce_bound": lambda s: (s.diagonal() - torch.logsumexp(s, 1)).mean(),  # forgot log B
+    "cmi_from_entropies": lambda p, y, c: -torch.xlogy(p.mean(0), p.mean(0)).sum() + torch.xlogy(p, p).sum(-1).mean(),
+    "batch_fpdc": lambda h, y, c, T: torch.stack([torch.softmax(h[y == k].mean(0) / T, -1) for k in range(c)]),
+    "ncmi": lambda p, y, c: separation(p, y, c) / plugin_cmi(p, y, c),
+    "kl_per_example": lambda p, y, c: (p * (p.log() - p.mean(0).log())).sum(-1),  # one centroid for every row
+    "mcmi_teacher_loss": lambda z, y, g, lam, T: F.cross_entropy(z, y) + lam * (
+        torch.softmax(z / T, -1) * (torch.log_softmax(z / T, -1) - g[y].log())).sum(-1).mean(),  # minimises CMI
+    "max_pooled_probs": lambda z, m: torch.softmax(z, -1).mean(1),  # mean over all positions, padding included
+    "holm": lambda p: [min(1.0, len(p) * x) for x in p],  # Bonferroni
     "paired_interval": lambda a, b: (float(torch.tensor(a).mean() - torch.tensor(b).mean()) - 0.01,
                                      float(torch.tensor(a).mean() - torch.tensor(b).mean()) + 0.01),
 }
