@@ -106,9 +106,12 @@ def provenance(device: Any = None, started: str | None = None, resumed_from_step
 def recreation_blocker(record: dict[str, Any], bf16: bool) -> str | None:
     """Why a CPU record cannot be matched to the digit by training its run again on this machine (None: it can).
 
-    ``bf16``: whether the run trains under bf16 autocast. A record that names its CPU's instruction set must have
-    been made with this one's; a bf16 record that does not say whether its CPU had native bf16 was made with it
-    (every bf16 CPU record of the kit so far came from an AVX-512 BF16 machine), which this CPU must then have.
+    ``bf16``: whether the run trains under bf16 autocast. A bf16 record that names its CPU's instruction set must
+    have been made with this one's (bf16 rounds too coarsely for another one's kernels to follow the same path); a
+    bf16 record that does not say whether its CPU had native bf16 was made with it (every bf16 CPU record of the kit
+    so far came from an AVX-512 BF16 machine), which this CPU must then have. An fp32 run can be made again on
+    another instruction set: it follows its record up to rounding, which the re-creation then checks
+    (:func:`cmi_toolkit.experiments._rounding_gap`).
     """
     import torch
 
@@ -117,7 +120,7 @@ def recreation_blocker(record: dict[str, Any], bf16: bool) -> str | None:
         return None
     here = cpu_features()
     there = prov.get("cpu_capability")
-    if there is not None and there != here["cpu_capability"]:
+    if bf16 and there is not None and there != here["cpu_capability"]:
         return (f"it was trained on a CPU whose kernels use {there} and this one's use {here['cpu_capability']}; "
                 "they round differently, so a run trained here cannot match it to the digit")
     if bf16 and not here["cpu_bf16"] and prov.get("cpu_bf16", True):

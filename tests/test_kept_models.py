@@ -141,19 +141,31 @@ def test_a_missing_teacher_model_is_trained_again_and_used_only_when_identical(t
     assert (folder / "config.json").is_file() and "re-created" in json.loads((folder / "card.json").read_text())["kept_by"]
     assert json.loads(store.path(teacher["key"]).read_text()) == before  # the record is left as it was
     assert student["params"]["method"] == "kd_ce" and not list((store.root / "checkpoints").glob(".recreate-*"))
-    # a re-trained model that scores otherwise than its record is not used: the student cannot run
+    # another CPU's rounding: accuracy identical, a CMI off by 1e-6 of its value: used, and its card says so
     shutil.rmtree(folder)
     record = json.loads(store.path(teacher["key"]).read_text())
-    record["metrics"]["accuracy"] += 0.5
+    record["metrics"]["feature_cmi"] *= 1 + 1e-6
     store.save(teacher["key"], record)
     store.path(student["key"]).unlink()
-    with pytest.raises(FileNotFoundError, match="saved model of run"):
-        execute(RunConfig(**common, method="kd_ce"), store, glue_dir=str(glue), progress=False)
-    assert not folder.exists()
+    execute(RunConfig(**common, method="kd_ce"), store, glue_dir=str(glue), progress=False)
+    assert "feature_cmi within 1.0e-06" in json.loads((folder / "card.json").read_text())["kept_by"]
+    # a re-trained model that scores otherwise than its record is not used: the student cannot run
+    for metric, change in (("feature_cmi", 1e-2), ("accuracy", 0.5)):
+        shutil.rmtree(folder, ignore_errors=True)
+        record = json.loads(store.path(teacher["key"]).read_text())
+        record["metrics"][metric] += change
+        store.save(teacher["key"], record)
+        store.path(student["key"]).unlink(missing_ok=True)
+        with pytest.raises(FileNotFoundError, match="saved model of run"):
+            execute(RunConfig(**common, method="kd_ce"), store, glue_dir=str(glue), progress=False)
+        assert not folder.exists()
 
 
 @pytest.mark.parametrize("recorded, bf16, here, blocked", [
-    ({"cpu_capability": "AVX512", "cpu_bf16": True}, False, {"cpu_capability": "AVX2", "cpu_bf16": False}, "AVX512"),
+    ({"cpu_capability": "AVX512", "cpu_bf16": True}, True, {"cpu_capability": "AVX2", "cpu_bf16": False}, "AVX512"),
+    ({"cpu_capability": "AMX", "cpu_bf16": True}, True, {"cpu_capability": "AVX512", "cpu_bf16": True}, "AMX"),
+    # fp32 on another instruction set: trained again, then checked to rounding (accuracy identical)
+    ({"cpu_capability": "AVX512", "cpu_bf16": True}, False, {"cpu_capability": "AVX2", "cpu_bf16": False}, None),
     ({"cpu_capability": "AVX2", "cpu_bf16": False}, False, {"cpu_capability": "AVX2", "cpu_bf16": False}, None),
     ({}, True, {"cpu_capability": "AVX2", "cpu_bf16": False}, "emulated"),  # an older bf16 record: native bf16
     ({}, True, {"cpu_capability": "AVX512", "cpu_bf16": True}, None),
@@ -161,7 +173,7 @@ def test_a_missing_teacher_model_is_trained_again_and_used_only_when_identical(t
     ({"cpu_capability": "AVX2", "cpu_bf16": False}, True, {"cpu_capability": "AVX2", "cpu_bf16": False}, None),
 ])
 def test_a_record_from_another_kind_of_cpu_is_not_trained_again(monkeypatch, recorded, bf16, here, blocked):
-    """Kernels of another instruction set, or emulated bf16, cannot give a record's metrics to the digit."""
+    """bf16 on kernels of another instruction set, or emulated bf16, cannot follow a record's training path."""
     import cmi_toolkit.provenance as prov
 
     monkeypatch.setattr(prov, "cpu_features", lambda: here)
@@ -180,7 +192,7 @@ def test_a_blocked_re_creation_trains_nothing_and_the_student_is_told_why(tmp_pa
     glue = _easy_sst2(tmp_path / "glue", n=24)
     store = ResultStore(tmp_path / "r")
     common = dict(task="sst2", model=str(tiny_model_dir), max_train_samples=None, epochs=1, batch_size=8,
-                  learning_rate=3e-3, warmup_ratio=0.0, student_layers="0")
+                  learning_rate=3e-3, warmup_ratio=0.0, student_layers="0", bf16=True)
     teacher = execute(RunConfig(**common, method="ce"), store, glue_dir=str(glue), progress=False)
     assert teacher["provenance"]["cpu_capability"] == prov.cpu_features()["cpu_capability"]
     shutil.rmtree(store.root / "models")
