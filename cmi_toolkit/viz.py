@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -127,29 +128,32 @@ def lambda_sweep_figure(rows: Sequence[dict], selected: float | None = None, tit
 
     lam = sorted({float(r["lambda"]) for r in rows})
     groups = {x: [r for r in rows if abs(float(r["lambda"]) - x) < 1e-12] for x in lam}
+    at = _lambda_positions(lam + ([float(selected)] if selected is not None else []))
     n_max = max(len(g) for g in groups.values())
     fig = make_subplots(rows=1, cols=3, subplot_titles=("dev accuracy", "CMI (nats)", "NCMI"))
     for col, key in enumerate(("accuracy", "cmi", "ncmi"), start=1):
         mean = [float(np.mean([r[key] for r in groups[x]])) for x in lam]
         sd = [float(np.std([r[key] for r in groups[x]], ddof=1)) if len(groups[x]) > 1 else 0.0 for x in lam]
         if n_max > 1:
-            fig.add_scatter(x=[float(r["lambda"]) for r in rows], y=[r[key] for r in rows], mode="markers",
-                            row=1, col=col, showlegend=False, hoverinfo="x+y",
-                            marker={"color": PALETTE[col - 1], "size": 5, "opacity": 0.35})
-        fig.add_scatter(x=lam, y=mean, mode="lines+markers", row=1, col=col, name=key, showlegend=False,
-                        marker={"color": PALETTE[col - 1]},
-                        error_y={"type": "data", "array": sd, "visible": n_max > 1})
+            fig.add_scatter(x=[at[float(r["lambda"])] for r in rows], y=[r[key] for r in rows], mode="markers",
+                            row=1, col=col, showlegend=False, hovertext=[f"λ = {float(r['lambda']):g}" for r in rows],
+                            hoverinfo="text+y", marker={"color": PALETTE[col - 1], "size": 5, "opacity": 0.35})
+        fig.add_scatter(x=[at[x] for x in lam], y=mean, mode="lines+markers", row=1, col=col, name=key,
+                        showlegend=False, marker={"color": PALETTE[col - 1]}, hovertext=[f"λ = {x:g}" for x in lam],
+                        hoverinfo="text+y", error_y={"type": "data", "array": sd, "visible": n_max > 1})
         if selected is not None:
             if selected in groups:
                 i = lam.index(selected)
-                fig.add_scatter(x=[selected], y=[mean[i]], mode="markers", row=1, col=col, showlegend=False,
+                fig.add_scatter(x=[at[float(selected)]], y=[mean[i]], mode="markers", row=1, col=col,
+                                showlegend=False,
                                 marker={"size": 16, "symbol": "circle-open", "line": {"width": 3}, "color": "black"})
-            fig.add_vline(x=selected, line_dash="dot", row=1, col=col)
+            fig.add_vline(x=at[float(selected)], line_dash="dot", row=1, col=col)
     label = f"selected λ = {selected:g}" if selected is not None else ""
     seeds = f"   (mean ± sd over {n_max} seeds)" if n_max > 1 else "   (one seed)"
     fig.update_layout(title=(title or f"CE + λ·CMI: the effect of λ   {label}") + seeds, template="plotly_white",
                       height=380)
-    fig.update_xaxes(title_text="λ")
+    fig.update_xaxes(title_text="λ (log scale; 0 = plain CE, set apart)", tickvals=[at[x] for x in sorted(at)],
+                     ticktext=[("0 (CE)" if x == 0 else f"{x:g}") for x in sorted(at)])
     fig.update_yaxes(range=[0, 1], row=1, col=1)
     for col in (2, 3):
         fig.update_yaxes(rangemode="tozero", row=1, col=col)
@@ -157,6 +161,18 @@ def lambda_sweep_figure(rows: Sequence[dict], selected: float | None = None, tit
         fig.add_hline(y=majority, line_dash="dash", line_color="black", row=1, col=1,
                       annotation_text="majority class", annotation_position="bottom right")
     return fig
+
+
+def _lambda_positions(lambdas: Sequence[float]) -> dict[float, float]:
+    """Where each λ sits on a log axis: log10(λ) for λ > 0, and λ = 0 (plain CE) one step left of the smallest
+    positive λ, a step being the grid's typical spacing (a geometric grid 0.03, 0.1, 0.3, 1 comes out even)."""
+    positive = sorted({float(x) for x in lambdas if x > 0})
+    logs = [math.log10(x) for x in positive]
+    step = float(np.median(np.diff(logs))) if len(logs) > 1 else 0.5
+    out = {x: v for x, v in zip(positive, logs, strict=True)}
+    if any(x == 0 for x in lambdas):
+        out[0.0] = (logs[0] if logs else 0.0) - step
+    return out
 
 
 def convergence_figure(study: dict):

@@ -104,3 +104,18 @@ def test_several_seeds_are_drawn_as_mean_with_a_standard_deviation_bar_and_the_m
     assert len([t for t in fig.data if t.mode == "markers" and len(t.x) == 9]) == 3  # every seed as a dot
     assert "3 seeds" in fig.layout.title.text
     assert any(s.y0 == 0.51 for s in fig.layout.shapes)  # the majority-class line
+
+
+def test_lambda_sits_on_a_log_axis_with_plain_ce_set_apart():
+    """0.03, 0.1, 0.3, 1 are evenly spaced (a geometric grid on a log axis); λ = 0 is one step left, labelled CE."""
+    import math
+
+    rows = [{"lambda": lam, "space": "feature", "temperature": 0.1, "accuracy": 0.8, "cmi": 0.3, "ncmi": 0.1}
+            for lam in (0.0, 0.03, 0.1, 0.3, 1.0)]
+    fig = show_sweep(rows, selected=0.1)
+    x = list(next(t for t in fig.data if t.mode == "lines+markers").x)
+    gaps = [b - a for a, b in zip(x[:-1], x[1:], strict=True)]
+    assert all(g > 0 for g in gaps) and max(gaps) - min(gaps) < 0.05  # 0→0.03 as wide as 0.1→0.3
+    assert x[-1] == pytest.approx(0.0) and x[2] == pytest.approx(math.log10(0.1))
+    assert fig.layout.xaxis.ticktext[0] == "0 (CE)" and "log" in fig.layout.xaxis.title.text
+    assert any(s.x0 == pytest.approx(math.log10(0.1)) for s in fig.layout.shapes)  # the selected λ's line
