@@ -280,16 +280,36 @@ def kl_histograms(views: dict[str, dict], bins: int = 40):
     return fig
 
 
-def training_curve(history: Sequence[dict], keys: Sequence[str] = ("accuracy", "feature_cmi", "feature_ncmi")):
-    """Measures recorded along training (``step`` plus ``keys``), one line each."""
+#: readable panel titles of the measures :class:`~cmi_toolkit.training.MeasureCallback` records
+MEASURE_TITLES = {"accuracy": "dev accuracy", "feature_cmi": "CMI in feature space (nats)",
+                  "feature_ncmi": "NCMI in feature space", "feature_separation": "separation Γ, feature space (nats)",
+                  "output_cmi": "CMI in output space (nats)", "output_ncmi": "NCMI in output space"}
+
+
+def training_curve(history: Sequence[dict], keys: Sequence[str] = ("accuracy", "feature_cmi", "feature_ncmi"),
+                   majority: float | None = None, title: str = "Along training"):
+    """Measures recorded along training (``step`` plus ``keys``), one panel each, on anchored axes.
+
+    Accuracy runs from 0 to 1 with the majority-class accuracy (``majority``) as a dashed line; the information
+    measures start at 0; steps start at 0 (the model before its first update). ``history`` holds one run: there
+    is no spread to draw, and the title should say so.
+    """
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=list(keys))
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[MEASURE_TITLES.get(k, k) for k in keys])
     steps = [h["step"] for h in history]
     for i, k in enumerate(keys, start=1):
-        fig.add_scatter(x=steps, y=[h[k] for h in history], mode="lines+markers", row=1, col=i, showlegend=False)
-    fig.update_xaxes(title_text="training step")
-    fig.update_layout(title="Along training", template="plotly_white", height=350)
+        fig.add_scatter(x=steps, y=[h[k] for h in history], mode="lines+markers", row=1, col=i, showlegend=False,
+                        marker={"color": PALETTE[(i - 1) % len(PALETTE)]}, name=MEASURE_TITLES.get(k, k))
+        if k == "accuracy":
+            fig.update_yaxes(range=[0, 1], row=1, col=i)
+            if majority is not None:
+                fig.add_hline(y=majority, line_dash="dash", line_color="black", row=1, col=i,
+                              annotation_text="majority class", annotation_position="bottom right")
+        else:
+            fig.update_yaxes(rangemode="tozero", row=1, col=i)
+    fig.update_xaxes(title_text="training step", rangemode="tozero")
+    fig.update_layout(title=title, template="plotly_white", height=380)
     return fig
 
 

@@ -119,3 +119,15 @@ def test_lambda_sits_on_a_log_axis_with_plain_ce_set_apart():
     assert x[-1] == pytest.approx(0.0) and x[2] == pytest.approx(math.log10(0.1))
     assert fig.layout.xaxis.ticktext[0] == "0 (CE)" and "log" in fig.layout.xaxis.title.text
     assert any(s.x0 == pytest.approx(math.log10(0.1)) for s in fig.layout.shapes)  # the selected λ's line
+
+
+def test_the_along_training_figure_has_anchored_axes_a_majority_line_and_readable_titles():
+    from cmi_toolkit.viz import training_curve
+
+    history = [{"step": s, "accuracy": 0.5 + 0.01 * s, "feature_cmi": 0.3 - 0.001 * s, "feature_ncmi": 0.1}
+               for s in (0, 10, 20)]
+    fig = training_curve(history, majority=0.53, title="one run")
+    assert list(fig.layout.yaxis.range) == [0, 1] and fig.layout.yaxis2.rangemode == "tozero"
+    assert any(s.y0 == 0.53 for s in fig.layout.shapes)
+    titles = [a.text for a in fig.layout.annotations]
+    assert "dev accuracy" in titles and "CMI in feature space (nats)" in titles and "feature_cmi" not in titles
