@@ -462,6 +462,16 @@ def execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None = None, pro
     ``checkpoint_dir`` holds the run's checkpoints while it trains (``<checkpoint_dir>/<key>``; default
     ``<store>/checkpoints``): on storage every node of a cluster sees, a run retried elsewhere resumes there.
     """
+    from .progress import library_bars_off
+
+    with library_bars_off():  # one bar per model (the kit's), not the libraries' tokenise / load / save bars
+        return _execute(cfg, store, glue_dir, progress, keep_model, suite, callbacks, kept_by, checkpoint_dir)
+
+
+def _execute(cfg: RunConfig, store: ResultStore, glue_dir: str | None, progress: bool, keep_model: bool | None,
+             suite: str | None, callbacks: list | None, kept_by: str | None,
+             checkpoint_dir: str | os.PathLike | None) -> dict[str, Any]:
+    """:func:`execute`'s work, with the libraries' progress bars off."""
     fingerprint = cfg.data_fingerprint(glue_dir)
     key = cfg.store_key(fingerprint=fingerprint)
     record = _finished(store, key, suite)

@@ -97,7 +97,17 @@ class HeldoutSelector(TrainerCallback):
 
 def run_cot(cfg: CoTConfig, source: str | os.PathLike | None = None, output_dir: str | os.PathLike | None = None,
             progress: bool = True, n_examples: int = 5, check_counts: bool = True) -> dict[str, Any]:
-    """Train one CoT student and score its label accuracy on the test subset; returns a record."""
+    """Train one CoT student and score its label accuracy on the test subset; returns a record.
+
+    The libraries' own bars (tokenise, weight loading) are off; ``progress`` shows the training bar."""
+    from ..progress import library_bars_off
+
+    with library_bars_off():
+        return _run_cot(cfg, source, output_dir, progress, n_examples, check_counts)
+
+
+def _run_cot(cfg: CoTConfig, source: str | os.PathLike | None, output_dir: str | os.PathLike | None,
+             progress: bool, n_examples: int, check_counts: bool) -> dict[str, Any]:
     import tempfile
     import time
 
