@@ -88,6 +88,8 @@ class LambdaExplorer:
 
         self.rows = list(rows)
         self.train_fn = train_fn
+        self.figure = None  # the figure on screen (None: none)
+        self._updating = False
         lams = sorted({r["lambda"] for r in rows})
         self.slider = w.SelectionSlider(options=[(f"{x:g}", x) for x in lams], value=lams[len(lams) // 2],
                                         description="λ (CMI weight)", continuous_update=False,
@@ -115,18 +117,22 @@ class LambdaExplorer:
         self.render()
 
     def render(self) -> None:
+        """Show the figure and table of the current selection; the previous figure never stays on screen."""
+        if self._updating:  # the controls are being changed together (after training): render once, at the end
+            return
         setting = (self.space.value, float(self.temperature.value))
         if not any(_key(r) == setting for r in self.rows):
-            self.out.clear_output(wait=True)
+            self.figure = None
+            self.out.clear_output()  # at once: a figure of another setting must not stay under this one's name
             self.summary.value = ""
             self.status.value = (f"no model at {setting[0]} space, T = {setting[1]:g} yet: "
                                  "press 'train one more model' to train one")
             return
         self.summary.value = summary_html(self.rows, *setting)
-        fig = show_sweep(self.rows, self.slider.value, self.space.value, self.temperature.value)
-        self.out.clear_output(wait=True)
+        self.figure = show_sweep(self.rows, self.slider.value, self.space.value, self.temperature.value)
+        self.out.clear_output()
         with self.out:
-            fig.show()
+            self.figure.show()
 
     def _train(self, _button) -> None:
         if self.train_fn is None:
@@ -148,10 +154,14 @@ class LambdaExplorer:
         # a retrained (lambda, seed) replaces its old point instead of adding a duplicate
         self.rows = [r for r in self.rows if not (r["lambda"] == row["lambda"] and _key(r) == _key(row)
                                                   and r.get("seed") == row.get("seed"))] + [row]
-        self.slider.options = [(f"{x:g}", x) for x in sorted({r["lambda"] for r in self.rows})]
-        self.slider.value = lam
+        self._updating = True
+        try:
+            self.slider.options = [(f"{x:g}", x) for x in sorted({r["lambda"] for r in self.rows})]
+            self.slider.value = lam
+        finally:
+            self._updating = False
+        self.render()  # once, with the new model in both the figure and the table
         self.status.value = f"λ = {lam:g}: accuracy {row['accuracy']:.4f}, CMI {row['cmi']:.4f}"
-        self.render()
 
     def _ipython_display_(self):
         from IPython.display import display

@@ -131,3 +131,32 @@ def test_the_along_training_figure_has_anchored_axes_a_majority_line_and_readabl
     assert any(s.y0 == 0.53 for s in fig.layout.shapes)
     titles = [a.text for a in fig.layout.annotations]
     assert "dev accuracy" in titles and "CMI in feature space (nats)" in titles and "feature_cmi" not in titles
+
+
+class _RecordingOutput(_NullOutput):
+    def __init__(self):
+        self.cleared = []
+
+    def clear_output(self, wait=False):
+        self.cleared.append(wait)
+
+
+def test_the_figure_always_shows_the_current_selection(monkeypatch):
+    """Another space with no model clears the old figure at once; after training, figure and table show it."""
+    pytest.importorskip("ipywidgets")
+    import plotly.basedatatypes
+
+    monkeypatch.setattr(plotly.basedatatypes.BaseFigure, "show", lambda self, *a, **k: None)  # no front end here
+    explorer = LambdaExplorer(list(ROWS), train_fn=lambda lam, space, t, bar: {
+        "lambda": lam, "space": space, "temperature": t, "accuracy": 0.6, "cmi": 0.05, "ncmi": 0.01})
+    out = _RecordingOutput()
+    monkeypatch.setattr(explorer, "out", out)
+    explorer.space.value = "output"
+    assert explorer.figure is None and out.cleared[-1] is False  # not wait=True: that keeps the old figure up
+    explorer.space.value = "feature"
+    rendered = len(out.cleared)
+    explorer.new_lambda.value = 3.0
+    explorer.button.click()
+    assert len(out.cleared) == rendered + 1  # one render after training, with the new model
+    mean = next(t for t in explorer.figure.data if t.mode == "lines+markers")
+    assert len(mean.x) == 4 and "<td>3</td>" in explorer.summary.value
