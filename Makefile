@@ -19,7 +19,7 @@ export CMI_TOOLKIT_GLUE_DIR ?= $(GLUE_DIR)
 export CMI_TOOLKIT_COT_DIR ?= $(COT_DIR)
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup demo test lint lab lab-cache bench clean browser-deps data-dirs notebooks-sync readme figures
+.PHONY: setup demo test lint lab lab-cache bench clean browser-deps data-dirs notebooks-sync readme figures course
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,16 @@ figures: setup
 	cd notebooks && for nb in $(FIGURE_NOTEBOOKS); do \
 	  ../$(BIN)/papermill --cwd . -k python3 --no-progress-bar $$nb.ipynb outputs/executed/$$nb.ipynb -p figures_dir ../figures; \
 	done
+
+# the course readable with its outputs: every module executed headless in its default mode (COURSE_ARGS="-p smoke
+# True" for a quick pipeline check), then rendered to notebooks/outputs/course/index.html (static HTML, PNG figures)
+COURSE_NOTEBOOKS ?= $(basename $(notdir $(wildcard notebooks/[0-9][0-9]_*.ipynb)))
+course: setup
+	mkdir -p notebooks/outputs/executed
+	cd notebooks && for nb in $(COURSE_NOTEBOOKS); do \
+	  ../$(BIN)/papermill --cwd . -k python3 --no-progress-bar $$nb.ipynb outputs/executed/$$nb.ipynb $(COURSE_ARGS); \
+	done
+	$(BIN)/cmi-toolkit course --executed notebooks/outputs/executed --out notebooks/outputs/course
 
 # the README's result tables, regenerated from the records
 readme: setup

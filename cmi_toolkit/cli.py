@@ -698,6 +698,23 @@ def cmd_lab_cache(argv: list[str]) -> int:
 
 
 @dataclass
+class CourseArgs:
+    executed: str = field(default="notebooks/outputs/executed",
+                          metadata={"help": "folder of the executed modules (NN_*.ipynb, e.g. from `make course`)"})
+    out: str = field(default="notebooks/outputs/course", metadata={"help": "folder of the rendered pages"})
+
+
+def cmd_course(argv: list[str]) -> int:
+    """Render the executed course modules to static HTML pages with an index (see `make course`)."""
+    from .course import render_course
+
+    (args,) = _parser(CourseArgs).parse_args_into_dataclasses(argv)
+    pages = render_course(args.executed, args.out)
+    print(f"{len(pages) - 1} module(s) rendered: open {pages[-1]}")
+    return 0
+
+
+@dataclass
 class ReadmeArgs:
     readme: str = field(default="README.md", metadata={"help": "the file whose '<!-- table: ... -->' blocks to regenerate"})
     check: bool = field(default=False, metadata={"help": "only compare: exit 1 when a block differs from the records"})
@@ -737,6 +754,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "predictions": cmd_predictions,
     "cot": cmd_cot,
     "lab-cache": cmd_lab_cache,
+    "course": cmd_course,
     "readme": cmd_readme,
     "search": cmd_search,
     "tasks": cmd_tasks,

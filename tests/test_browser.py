@@ -139,3 +139,38 @@ def test_lambda_slider_changes_the_figure(lab, tmp_path):
     assert after != before and "selected λ = 1" in after
     assert points == 4  # the three smoke λ values and the new one
     assert (work / "out" / "metrics.json").is_file()  # the notebook ran to the end in the browser
+
+
+def test_the_rendered_course_shows_a_module_with_its_figure_and_exercise_checks(tmp_path):
+    """`make course`'s pages: an executed module rendered to HTML opens offline in Chromium with its figure (the
+    PNG) and both exercise checks with their messages; the index links to it."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the browser test: .ci/run installs Chromium (make browser-deps)")
+        pytest.skip("Chromium not installed (apt-get install chromium, or `make browser-deps` as root)")
+    pytest.importorskip("playwright")
+    import papermill as pm
+    from playwright.sync_api import sync_playwright
+
+    from cmi_toolkit.cli import main
+
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    pm.execute_notebook(str(REPO / "notebooks" / "00_markov_source_view.ipynb"),
+                        str(executed / "00_markov_source_view.ipynb"),
+                        parameters={"smoke": True, "output_dir": str(tmp_path / "out")}, cwd=str(REPO / "notebooks"),
+                        kernel_name="python3", progress_bar=False)
+    assert main(["course", "--executed", str(executed), "--out", str(tmp_path / "course")]) == 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.route("http*://**", lambda route: route.abort())  # offline: nothing may be fetched
+        page.goto((tmp_path / "course" / "index.html").as_uri())
+        page.click("text=00 · A classifier as a Markov source")
+        page.wait_for_load_state()
+        images = page.eval_on_selector_all("img", "els => els.filter(e => e.naturalWidth > 100).length")
+        text = page.inner_text("body")
+        browser.close()
+    assert images >= 1, "the module's figure is not shown"
+    assert 'check("plugin_cmi", plugin_cmi)' in text and 'check("cmi_from_entropies", cmi_from_entropies)' in text
+    assert text.count("not attempted yet") == 2  # each check's message, as a student who has not answered sees it

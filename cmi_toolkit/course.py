@@ -1,0 +1,62 @@
+"""The course readable with its outputs: executed modules rendered to static HTML, with an index page.
+
+The committed notebooks carry no outputs (so a diff shows only what changed in the course). To read the course
+as d2l.ai or LLMs-from-scratch are read, with tables, figures and exercise checks, ``make course`` executes
+every module headless (papermill, default mode) and :func:`render_course` converts the executed copies with
+nbconvert into ``<out>/<module>.html`` plus ``<out>/index.html``. Figures appear as the PNG that
+:func:`cmi_toolkit.viz.show_figure` stores beside each plotly figure (a page that runs no JavaScript still shows
+them); widgets appear as their static figure, as under papermill. Nothing is fetched when a page opens.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["render_course", "module_title"]
+
+
+def module_title(nb: nbformat.NotebookNode, fallback: str) -> str:
+    """The first Markdown heading of a notebook (its module title)."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return fallback
+
+
+def render_course(executed: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
+    """Render every executed module ``<executed>/NN_*.ipynb`` to ``<out>/NN_*.html`` and write ``<out>/index.html``.
+
+    A module that was not executed (no outputs in any code cell) is refused by name: an empty page would
+    pass for the course. Returns the pages written, the index last.
+    """
+    from nbconvert import HTMLExporter
+
+    executed, out = Path(executed), Path(out)
+    modules = sorted(executed.glob("[0-9][0-9]_*.ipynb"))
+    if not modules:
+        raise FileNotFoundError(f"{executed}: no executed modules (NN_*.ipynb); run `make course` to execute them")
+    out.mkdir(parents=True, exist_ok=True)
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
+    pages, links = [], []
+    for path in modules:
+        nb = nbformat.read(path, as_version=4)
+        if not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
+            raise ValueError(f"{path}: no cell has an output (not executed); execute it with papermill first")
+        body, _ = exporter.from_notebook_node(nb)
+        page = out / f"{path.stem}.html"
+        page.write_text(body, encoding="utf-8")
+        pages.append(page)
+        links.append(f'<li><a href="{html.escape(page.name)}">{html.escape(module_title(nb, path.stem))}</a></li>')
+    index = out / "index.html"
+    index.write_text("<!doctype html><html><head><meta charset='utf-8'><title>cmi_toolkit course</title></head>"
+                     "<body><h1>cmi_toolkit: the course, executed</h1><p>Each module as it ran headless in its "
+                     "default mode, with its tables, figures and exercise checks (unanswered: the checks say "
+                     "so).</p><ol>" + "".join(links) + "</ol></body></html>\n", encoding="utf-8")
+    return [*pages, index]
