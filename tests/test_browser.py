@@ -28,13 +28,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def lab(tmp_path, glue_dir):
+def _need_browser() -> None:
+    """Skip without Chromium and playwright, except in CI, which must have them."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("CI must run the browser test: .ci/run installs Chromium (make browser-deps)")
         pytest.skip("Chromium not installed (apt-get install chromium, or `make browser-deps` as root)")
     pytest.importorskip("playwright")
+
+
+@pytest.fixture()
+def lab(tmp_path, glue_dir):
+    _need_browser()
     import papermill as pm
 
     work = tmp_path / "lab"
@@ -144,11 +149,7 @@ def test_lambda_slider_changes_the_figure(lab, tmp_path):
 def test_the_rendered_course_shows_a_module_with_its_figure_and_exercise_checks(tmp_path):
     """`make course`'s pages: an executed module rendered to HTML opens offline in Chromium with its figure (the
     PNG) and both exercise checks with their messages; the index links to it."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser test: .ci/run installs Chromium (make browser-deps)")
-        pytest.skip("Chromium not installed (apt-get install chromium, or `make browser-deps` as root)")
-    pytest.importorskip("playwright")
+    _need_browser()
     import papermill as pm
     from playwright.sync_api import sync_playwright
 
