@@ -25,7 +25,11 @@ from . import defaults as D
 from .experiments import RunConfig, execute
 from .results import ResultStore, write_json
 
-__all__ = ["SMOKE_PRESET", "build_cache", "lab_config", "record_row", "sweep", "train_row", "timing", "model_view"]
+__all__ = ["SMOKE_PRESET", "along_training", "per_class_summary", "build_cache", "lab_config", "record_row", "sweep", "train_row", "timing",
+           "model_view", "ALONG_EVERY"]
+
+#: notebook 02 measures its lab run every this many optimiser steps (the committed cache holds this curve)
+ALONG_EVERY = 25
 
 #: a pipeline check of the lab in well under a minute: numbers are not meaningful
 SMOKE_PRESET: dict[str, Any] = {"max_train_samples": 256, "max_eval_samples": 200, "epochs": 1}
@@ -118,6 +122,65 @@ def timing(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "machines": sorted({r["machine"] for r in rows})}
 
 
+def per_class_summary(report) -> dict[str, Any]:
+    """A :class:`~cmi_toolkit.information.MeasureReport`'s per-class CMI and separation in both spaces, plus the
+    overall CMI, separation and NCMI, as plain numbers (what notebook 02's tables show; cacheable as JSON)."""
+    out: dict[str, Any] = {"accuracy": report.accuracy}
+    for space in ("feature", "output"):
+        rep = getattr(report, space)
+        out[space] = {"cmi": [float(x) for x in rep.per_class_cmi],
+                      "separation": [float(x) for x in rep.per_class_separation],
+                      "all": {"cmi": float(rep.cmi), "separation": float(rep.separation), "ncmi": float(rep.ncmi)}}
+    return out
+
+
+def along_training(cfg: RunConfig, every: int, results_dir: str | os.PathLike = D.LAB_RESULTS_DIR,
+                   cache_dir: str | os.PathLike | None = None, glue_dir: str | None = None, train: bool = True,
+                   callbacks: list | None = None) -> dict[str, Any]:
+    """Notebook 02's measurements along one fine-tuning: ``{"history", "final", "train_s", "machine"}``.
+
+    ``history`` holds a :class:`~cmi_toolkit.training.MeasureCallback` measurement (accuracy, CMI, separation, NCMI
+    in both spaces, on the run's evaluation set) every ``every`` optimiser steps from step 0, ``final`` the
+    trained model's measurement and ``final_per_class`` its :func:`per_class_summary`. Cached as ``along/<key>-every<every>.json``: read from ``cache_dir`` (the
+    committed cache, never written) or ``results_dir``; a miss trains the run here when ``train`` (``callbacks``,
+    e.g. a progress bar, join it) and is stored in ``results_dir``; FileNotFoundError otherwise.
+    """
+    import time
+
+    from .experiments import train_and_measure
+    from .models import load_tokenizer
+    from .provenance import provenance
+    from .training import MeasureCallback
+
+    name = f"{cfg.store_key(glue_dir)}-every{every}.json"
+    for root in ([cache_dir] if cache_dir is not None else []) + [results_dir]:
+        path = Path(root) / "along" / name
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    if not train:
+        raise FileNotFoundError(f"{Path(results_dir) / 'along' / name}: this along-training run is not cached; "
+                                "run with train=True")
+    from .experiments import prepare_data
+
+    if cache_dir is not None and Path(cache_dir).is_dir():  # what to expect, from the cached runs of the lab preset
+        t = timing([record_row(r) for r in ResultStore(cache_dir).all_records()])
+        if t["median_train_s"]:
+            print(f"not cached: training it here first (the lab preset's cached runs took {t['median_train_s']:.0f} s "
+                  f"each to train on {'; '.join(t['machines'])}; measuring along the way adds to that)", flush=True)
+    tokenizer = load_tokenizer(cfg.model)
+    _, _, evaluation = prepare_data(cfg, tokenizer, glue_dir)
+    along = MeasureCallback(evaluation, tokenizer, every=every, temperature=cfg.temperature, pooling=cfg.pooling)
+    started = time.perf_counter()
+    run = train_and_measure(cfg, glue_dir=glue_dir, callbacks=[along, *(callbacks or [])], progress=False,
+                            save_checkpoints=False, tokenizer=tokenizer)
+    out = {"key": cfg.store_key(glue_dir), "every": every, "history": along.history, "final": run.report.summary(),
+           "final_per_class": per_class_summary(run.report),
+           "train_s": round(time.perf_counter() - started, 1),
+           "machine": provenance(next(run.model.parameters()).device)}
+    write_json(Path(results_dir) / "along" / name, out)
+    return out
+
+
 def _view_path(store: ResultStore, key: str) -> Path:
     return store.root / "views" / f"{key}.json"
 
@@ -199,6 +262,7 @@ def build_cache(results_dir: str | os.PathLike = D.LAB_RESULTS_DIR, glue_dir: st
     rows, _ = sweep(results_dir=results_dir, glue_dir=glue_dir, engine=engine)
     for lam in (0.0, D.CMI_WEIGHT):
         model_view(lab_config(lam, D.LAB_SEEDS[0]), results_dir, glue_dir)
+    along_training(lab_config(0.0, D.LAB_SEEDS[0]), ALONG_EVERY, results_dir, glue_dir=glue_dir)  # notebook 02
     t = timing(rows)
     return (f"{len(rows)} lab runs in {results_dir}; median training time {t['median_train_s']:.0f} s "
             f"({'; '.join(t['machines'])})")

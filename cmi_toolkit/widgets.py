@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["LambdaExplorer", "show_sweep", "summary_html", "interactive", "progress_callback"]
+__all__ = ["LambdaExplorer", "show_sweep", "summary_html", "interactive", "progress_callback", "text_progress"]
 
 TEMPERATURES = (0.05, 0.1, 0.2, 1.0)  # the temperatures the held-out search tries (cmi_toolkit.search)
 
@@ -167,6 +167,28 @@ class LambdaExplorer:
         from IPython.display import display
 
         display(self.widget)
+
+
+def text_progress(desc: str):
+    """A TrainerCallback drawing one tqdm bar over a run's optimiser steps (a notebook shows it as one bar)."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class _Bar(TrainerCallback):
+        bar = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.bar = tqdm(total=max(int(state.max_steps), 1), desc=desc, unit="step")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(int(state.global_step) - self.bar.n)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
+
+    return _Bar()
 
 
 def progress_callback(bar):

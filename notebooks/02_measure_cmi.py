@@ -39,10 +39,13 @@
 from cmi_toolkit import defaults as D  # the kit's one set of defaults
 
 smoke = False
-task = "rte"
+task = D.LAB_PRESET["task"]   # the lab preset: SST-2, 2,000 training examples, 3 epochs (its curve is cached)
 model = D.MODEL
 temperature = D.TEMPERATURE
 seed = 0
+cache_dir = "../" + D.LAB_RESULTS_DIR     # the course's cached lab runs (committed, read only)
+results_dir = "outputs/lab_store"          # a curve not in the cache is trained and stored here (untracked)
+train_missing = True     # False: show only what is cached
 glue_dir = None
 output_dir = "outputs/02_measure_cmi"
 figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
@@ -53,19 +56,19 @@ from cmi_toolkit.results import write_json
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), temperature=P(float, low=1e-6), seed=P(int, low=0),
-                 glue_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str, none=True))
+                 cache_dir=P(str), results_dir=P(str), train_missing=P(bool), glue_dir=P(str, none=True), output_dir=P(str), figures_dir=P(str, none=True))
 # smoke banner, output folders, at most 4 torch threads, the GLUE folder (argument, env or ../../shared)
 output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue", glue_dir)
 
 import pandas as pd
 
+from cmi_toolkit import lab
 from cmi_toolkit.data import load_glue, tokenize_glue
-from cmi_toolkit.experiments import RunConfig, train_and_measure
 from cmi_toolkit.information import measure
 from cmi_toolkit.models import load_classifier, load_tokenizer
 from cmi_toolkit.tasks import get_task
-from cmi_toolkit.training import MeasureCallback
 from cmi_toolkit.viz import show_figure, training_curve
+from cmi_toolkit.widgets import text_progress
 
 spec = get_task(task)
 max_eval = 120 if smoke else None
@@ -83,45 +86,52 @@ set_seed(seed)  # the same seeded head that the fine-tuning below starts from: t
 fresh = load_classifier(model, num_labels=spec.num_labels)
 before = measure(fresh, dev, tokenizer, task=spec, temperature=temperature)
 
-def per_class(report):
+def per_class(summary):
+    """Per class and overall, in both spaces (a summary of lab.per_class_summary)."""
     rows = []
     for space in ("feature", "output"):
-        rep = getattr(report, space)
+        rep = summary[space]
         for c, name in enumerate(spec.label_names):
-            rows.append({"space": space, "class": name, "CMI": rep.per_class_cmi[c], "separation": rep.per_class_separation[c],
-                         "NCMI": rep.per_class_cmi[c] / rep.per_class_separation[c]})
-        rows.append({"space": space, "class": "all", "CMI": rep.cmi, "separation": rep.separation, "NCMI": rep.ncmi})
+            rows.append({"space": space, "class": name, "CMI": rep["cmi"][c], "separation": rep["separation"][c],
+                         "NCMI (CMI / Γ)": rep["cmi"][c] / rep["separation"][c]})
+        rows.append({"space": space, "class": "all", "CMI": rep["all"]["cmi"], "separation": rep["all"]["separation"],
+                     "NCMI (CMI / Γ)": rep["all"]["ncmi"]})
     return pd.DataFrame(rows)
 
 print(f"accuracy {before.accuracy:.4f}")
-per_class(before)
+per_class(lab.per_class_summary(before))
 
 # %% [markdown]
 # ## Along fine-tuning
 #
-# A `MeasureCallback` measures the model on the dev set every few optimiser steps of a CE fine-tuning.
+# A `MeasureCallback` measures the model on the dev set every few optimiser steps of a CE fine-tuning: the lab
+# preset's CE run (the λ = 0 model of notebook 01), measured every 25 steps. Its curve is cached with the course,
+# so it loads at once; another setting trains here first (a few minutes on a laptop CPU, with a progress bar).
 
 # %%
-cfg = RunConfig(task=task, model=model, method="ce", seed=seed, temperature=temperature,
-                **(dict(max_train_samples=128, max_eval_samples=max_eval, epochs=1, batch_size=16) if smoke
-                   else dict(max_train_samples=2000, epochs=3, batch_size=32)))
-along = MeasureCallback(dev, tokenizer, every=4 if smoke else 25, temperature=temperature)
-run = train_and_measure(cfg, glue_dir=glue_dir, callbacks=[along], progress=False, save_checkpoints=False)
-history = pd.DataFrame(along.history)[["step", "accuracy", "feature_cmi", "feature_separation", "feature_ncmi", "output_cmi"]]
+cfg = lab.lab_config(0.0, seed, smoke, task=task, model=model, temperature=temperature,
+                     **(dict(max_train_samples=128, max_eval_samples=max_eval, batch_size=16) if smoke else {}))
+every = 4 if smoke else lab.ALONG_EVERY
+store = str(output_dir / "lab_store") if smoke else results_dir  # smoke: a scratch store of its own
+along = lab.along_training(cfg, every, store, cache_dir=cache_dir, glue_dir=glue_dir, train=train_missing,
+                           callbacks=[text_progress("fine-tuning (measured along the way)")])
+history = pd.DataFrame(along["history"])[["step", "accuracy", "feature_cmi", "feature_separation", "feature_ncmi",
+                                          "output_cmi"]]
 history
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 majority = max(dev["label"].count(c) for c in set(dev["label"])) / len(dev)  # always the most frequent class
-fig = training_curve(along.history, majority=majority,
+fig = training_curve(along["history"], majority=majority,
                      title=f"Along CE fine-tuning on {task}: one run (seed {seed}), measured on {len(dev)} dev examples")
 show_figure(fig, "02_along_training", figures_dir)
 
 # %%
-print(f"after fine-tuning: accuracy {run.report.accuracy:.4f}")
-write_json(output_dir / "metrics.json", {"before": before.summary(), "after": run.report.summary(),
-                                        "history": along.history, "task": task})
-per_class(run.report)
+print(f"after fine-tuning: accuracy {along['final']['accuracy']:.4f} (training took {along['train_s'] / 60:.1f} min "
+      f"on {along['machine'].get('cpu', '?')}, {along['machine'].get('threads', '?')} threads)")
+write_json(output_dir / "metrics.json", {"before": before.summary(), "after": along["final"],
+                                        "history": along["history"], "task": task})
+per_class(along["final_per_class"])
 
 
 # %% [markdown]
