@@ -167,12 +167,15 @@ def along_training(cfg: RunConfig, every: int, results_dir: str | os.PathLike = 
         if t["median_train_s"]:
             print(f"not cached: training it here first (the lab preset's cached runs took {t['median_train_s']:.0f} s "
                   f"each to train on {'; '.join(t['machines'])}; measuring along the way adds to that)", flush=True)
-    tokenizer = load_tokenizer(cfg.model)
-    _, _, evaluation = prepare_data(cfg, tokenizer, glue_dir)
-    along = MeasureCallback(evaluation, tokenizer, every=every, temperature=cfg.temperature, pooling=cfg.pooling)
-    started = time.perf_counter()
-    run = train_and_measure(cfg, glue_dir=glue_dir, callbacks=[along, *(callbacks or [])], progress=False,
-                            save_checkpoints=False, tokenizer=tokenizer)
+    from .progress import library_bars_off
+
+    with library_bars_off():  # one bar: the caller's (``callbacks``), not the libraries' tokenise / load bars
+        tokenizer = load_tokenizer(cfg.model)
+        _, _, evaluation = prepare_data(cfg, tokenizer, glue_dir)
+        along = MeasureCallback(evaluation, tokenizer, every=every, temperature=cfg.temperature, pooling=cfg.pooling)
+        started = time.perf_counter()
+        run = train_and_measure(cfg, glue_dir=glue_dir, callbacks=[along, *(callbacks or [])], progress=False,
+                                save_checkpoints=False, tokenizer=tokenizer)
     out = {"key": cfg.store_key(glue_dir), "every": every, "history": along.history, "final": run.report.summary(),
            "final_per_class": per_class_summary(run.report),
            "train_s": round(time.perf_counter() - started, 1),

@@ -64,6 +64,22 @@ def test_a_read_only_cache_is_read_and_new_runs_train_into_the_students_own_stor
     assert view["key"] == cached_key and snapshot() == before
 
 
+def test_an_along_training_curve_trains_once_into_the_students_store_and_then_loads(tmp_path, tiny_model_dir, capsys):
+    glue = str(_easy_sst2(tmp_path / "glue", n=24))
+    cfg = lab.lab_config(0.0, 0, model=str(tiny_model_dir), max_train_samples=None, max_eval_samples=None,
+                         batch_size=8, epochs=1)
+    with pytest.raises(FileNotFoundError, match="not cached"):
+        lab.along_training(cfg, 1, tmp_path / "mine", glue_dir=glue, train=False)
+    out = lab.along_training(cfg, 1, tmp_path / "mine", glue_dir=glue)
+    steps = [h["step"] for h in out["history"]]
+    assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 2  # step 0, then every step
+    assert out["history"][-1]["accuracy"] == pytest.approx(out["final"]["accuracy"])  # the end of the curve
+    assert set(out["final_per_class"]) >= {"feature", "output"}
+    # the student's store is now the cache of a later call (as the committed one is): nothing trains again
+    again = lab.along_training(cfg, 1, tmp_path / "other", cache_dir=tmp_path / "mine", glue_dir=glue, train=False)
+    assert again == out and not (tmp_path / "other").exists()
+
+
 def test_the_committed_lab_cache_is_complete_and_beats_the_majority_class(glue_dir):
     """Notebook 01 loads these by default: every run of the lab sweep is there, for the data as it is now."""
     rows, missing = lab.sweep(results_dir=LAB_STORE, glue_dir=str(glue_dir), train=False, progress=False)
@@ -73,6 +89,9 @@ def test_the_committed_lab_cache_is_complete_and_beats_the_majority_class(glue_d
         assert r["accuracy"] > r["majority"] + 0.2 and not r["flags"], r
     mean_cmi = [np.mean([r["cmi"] for r in rows if r["lambda"] == lam]) for lam in D.LAB_LAMBDAS]
     assert mean_cmi == sorted(mean_cmi, reverse=True)  # a larger CMI weight gives a lower CMI
+    along = lab.along_training(lab.lab_config(0.0, D.LAB_SEEDS[0]), lab.ALONG_EVERY, LAB_STORE, glue_dir=str(glue_dir),
+                               train=False)  # notebook 02's curve
+    assert along["history"][0]["step"] == 0 and along["final"]["accuracy"] > along["history"][0]["accuracy"] + 0.2
     for lam in (0.0, D.CMI_WEIGHT):  # notebook 03's two views are cached too
         view = lab.model_view(lab.lab_config(lam, D.LAB_SEEDS[0]), LAB_STORE, str(glue_dir), train=False)
         assert view["umap_xy"] is not None and len(view["xy"]) == len(view["labels"]) == 872
