@@ -65,7 +65,8 @@
 #
 # **Prerequisites.** probability, entropy and KL divergence; Python and PyTorch basics.
 #
-# **Time on a laptop CPU.** under a minute (smoke), a few minutes (full).
+# **Time on a laptop CPU (2 cores; measured, see `results/course_times.json`).** smoke: under 1 min; default: under
+# 5 min (the Monte-Carlo study).
 #
 # Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
 

@@ -31,9 +31,9 @@
 #
 # **Prerequisites.** notebook 00; transformers.Trainer basics.
 #
-# **Time on a laptop CPU.** seconds (the lab runs are cached in `results/lab` and load at once); about 1 minute
-# (smoke); each model the cache lacks trains in about a minute (the notebook prints the time measured for the
-# cached runs and the machine they ran on).
+# **Time on a laptop CPU (2 cores; measured, see `results/course_times.json`).** smoke: under 6 min; default: under
+# 1 min (the lab runs are cached in `results/lab` and load at once); each model the cache lacks trains in about a
+# minute on an idle laptop (the notebook prints the time measured for the cached runs and their machine).
 #
 # Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
 

@@ -30,7 +30,8 @@
 #
 # **Prerequisites.** notebook 00.
 #
-# **Time on a laptop CPU.** about 1 minute (smoke), a few minutes (full).
+# **Time on a laptop CPU (2 cores; measured, see `results/course_times.json`).** smoke: under 4 min; default: under
+# 2 min (the curve along fine-tuning is cached; another setting trains first, several minutes, with a progress bar).
 #
 # Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
 
@@ -180,7 +181,8 @@ check("ncmi", ncmi)
 
 # %% [markdown]
 # **What to try next.** Set `temperature = 1.0`, then `0.05`, and explain the change with notebook 00's T table;
-# set `task = "sst2"` (short sentences, learns faster) and compare the curves; in the per-class table, find the
+# set `task = "rte"` (a harder task, not cached: it trains first, several minutes) and compare the curves; in the
+# per-class table, find the
 # looser class: is it the minority class?
 #
 # **Pitfalls.** CMI measured in one space says little about the other; state the space and T with every number.

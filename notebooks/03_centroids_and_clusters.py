@@ -34,8 +34,8 @@
 #
 # **Prerequisites.** notebooks 00 and 01.
 #
-# **Time on a laptop CPU.** seconds with the cached lab runs; about 1 minute (smoke); about 2 minutes when the two
-# models must be trained first.
+# **Time on a laptop CPU (2 cores; measured, see `results/course_times.json`).** smoke: under 5 min; default: under
+# 1 min with the cached lab runs and views (about 2 minutes more when the two models must be trained first).
 #
 # Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
 

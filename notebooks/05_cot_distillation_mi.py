@@ -45,7 +45,8 @@
 #
 # **Prerequisites.** notebook 00; seq2seq models.
 #
-# **Time on a laptop CPU.** about 1 minute (smoke); the cpu preset takes about an hour and is a pipeline check.
+# **Time on a laptop CPU (2 cores; measured, see `results/course_times.json`).** smoke: under 12 min; default: under
+# 90 min (the cpu preset, a pipeline check; estimated, not yet measured end to end).
 #
 # Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
 

@@ -50,7 +50,8 @@
 #
 # **Prerequisites.** notebooks 01 and 04; a t-test.
 #
-# **Time on a laptop CPU.** seconds (it reads records).
+# **Time on a laptop CPU (2 cores; measured, see `results/course_times.json`).** smoke: under 2 min; default: under
+# 2 min (it reads records).
 #
 # Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
 

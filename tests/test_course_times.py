@@ -20,7 +20,7 @@ def stated_minutes(path) -> dict[str, float]:
     line = next(x for x in header.splitlines() if "**Time" in x) + " " + header.split("**Time", 1)[1]
     out = {}
     for mode in ("smoke", "default"):
-        m = re.search(rf"{mode}: under (\d+(?:\.\d+)?) (min|h)\b", line)
+        m = re.search(rf"{mode}: under\s+(\d+(?:\.\d+)?)\s+(min|h)\b", line)
         if m:
             out[mode] = float(m.group(1)) * (60 if m.group(2) == "h" else 1)
     return out
