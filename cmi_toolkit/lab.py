@@ -207,9 +207,11 @@ def model_view(cfg: RunConfig, results_dir: str | os.PathLike = D.LAB_RESULTS_DI
     from .models import load_tokenizer
 
     store = ResultStore(results_dir)
-    key = store.file_key(cfg.store_key(glue_dir))
+    canonical = cfg.store_key(glue_dir)
+    key = store.file_key(canonical)
     path = _view_path(store, key)
-    for known in ([_view_path(ResultStore(cache_dir), key)] if cache_dir is not None else []) + [path]:
+    cached = ResultStore(cache_dir) if cache_dir is not None and Path(cache_dir).is_dir() else None
+    for known in ([_view_path(cached, cached.file_key(canonical))] if cached else []) + [path]:
         if known.is_file():
             return json.loads(known.read_text(encoding="utf-8"))
     model_dir = store.root / "models" / key

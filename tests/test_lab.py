@@ -80,7 +80,7 @@ def test_an_along_training_curve_trains_once_into_the_students_store_and_then_lo
     assert again == out and not (tmp_path / "other").exists()
 
 
-def test_the_committed_lab_cache_is_complete_and_beats_the_majority_class(glue_dir):
+def test_the_committed_lab_cache_is_complete_and_beats_the_majority_class(glue_dir, tmp_path):
     """Notebook 01 loads these by default: every run of the lab sweep is there, for the data as it is now."""
     rows, missing = lab.sweep(results_dir=LAB_STORE, glue_dir=str(glue_dir), train=False, progress=False)
     assert not missing, f"{len(missing)} lab runs missing or stale: run `make lab-cache`"
@@ -94,4 +94,7 @@ def test_the_committed_lab_cache_is_complete_and_beats_the_majority_class(glue_d
     assert along["history"][0]["step"] == 0 and along["final"]["accuracy"] > along["history"][0]["accuracy"] + 0.2
     for lam in (0.0, D.CMI_WEIGHT):  # notebook 03's two views are cached too
         view = lab.model_view(lab.lab_config(lam, D.LAB_SEEDS[0]), LAB_STORE, str(glue_dir), train=False)
+        # as notebook 03 reads it: the committed store as a read-only cache beside an empty student store
+        assert lab.model_view(lab.lab_config(lam, D.LAB_SEEDS[0]), tmp_path / "mine", str(glue_dir), train=False,
+                              cache_dir=LAB_STORE) == view
         assert view["umap_xy"] is not None and len(view["xy"]) == len(view["labels"]) == 872
