@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from . import defaults as D
+from .progress import quiet_trainer_logs
 from .results import ResultStore, claimed_suites, run_key
 
 __all__ = ["METHODS", "RunConfig", "TrainedRun", "execute", "lambda_sweep", "sweep_row", "train_and_measure", "train_model", "prepare_data"]
@@ -335,25 +336,12 @@ def train_model(cfg: RunConfig, train, tokenizer, output_dir: str | Path, teache
                             objective="maximize" if cfg.method == "mcmi" else "minimize")
         trainer = CMITrainer(**common, cmi=cmi, centroid_mode=cfg.centroid_mode, pooling=cfg.pooling,
                              ema_momentum=cfg.ema_momentum)
-    _quiet_logs(trainer)
+    quiet_trainer_logs(trainer)
     last = last_complete_checkpoint(output_dir, required=getattr(trainer, "resume_files", ())) \
         if save_checkpoints else None
     trainer.resumed_from_step = int(Path(last).name.split("-")[-1]) if last else None
     trainer.train(resume_from_checkpoint=last)
     return trainer.model, trainer
-
-
-def _quiet_logs(trainer) -> None:
-    """One progress bar per model and no printed log dicts (the record and the logs keep the numbers)."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    class QuietProgress(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            pass
-
-    trainer.remove_callback(PrinterCallback)
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(QuietProgress())
 
 
 @dataclass

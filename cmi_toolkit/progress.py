@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-__all__ = ["library_bars_off"]
+__all__ = ["library_bars_off", "quiet_trainer_logs"]
 
 
 @contextlib.contextmanager
@@ -32,3 +32,20 @@ def library_bars_off() -> Iterator[None]:
             datasets.enable_progress_bars()
         if transformers_was_on:
             transformers_logging.enable_progress_bar()
+
+
+def quiet_trainer_logs(trainer) -> None:
+    """A Trainer with one progress bar and no printed log dicts (the record and the logs keep the numbers).
+
+    With ``disable_tqdm`` the Trainer prints every log as a dict (PrinterCallback); with a bar it writes them under
+    the bar. Both go; the bar, when there is one, stays.
+    """
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(QuietProgress())

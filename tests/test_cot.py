@@ -168,7 +168,7 @@ def tiny_seq2seq(tmp_path_factory):
 
 
 @pytest.mark.parametrize("mode", ["label_only", "dss", "dss_mi"])
-def test_few_steps_lower_the_loss(tmp_path, tiny_seq2seq, mode):
+def test_few_steps_lower_the_loss(tmp_path, tiny_seq2seq, mode, capfd):
     write_cot(tmp_path / "cot", n_train=16, n_test=4, files=2)
     cfg = CoTConfig(dataset="cqa", mode=mode, model=str(tiny_seq2seq), max_train_samples=None, max_eval_samples=None,
                     epochs=6, batch_size=8, learning_rate=3e-3, max_rationale_length=24, max_label_length=6)
@@ -177,6 +177,8 @@ def test_few_steps_lower_the_loss(tmp_path, tiny_seq2seq, mode):
     assert rec["loss_end"]["total"] < rec["loss_start"]["total"]
     assert ("mi" in rec["loss_start"]) == (mode == "dss_mi")
     assert ("ce_rationale" in rec["loss_start"]) == (mode != "label_only")
+    out = capfd.readouterr()
+    assert "'loss':" not in out.out + out.err and "tokenise" not in out.err  # no log dicts, no library bars
 
 
 def test_cot_student_trains_under_cpu_bf16_autocast(tmp_path, tiny_seq2seq):

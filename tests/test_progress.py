@@ -21,3 +21,4 @@ def test_a_run_draws_no_library_bars_and_leaves_their_switches_as_they_were(tmp_
     err = capfd.readouterr().err
     assert "tokenise" not in err and "Loading weights" not in err and "Writing" not in err, err[-2000:]
     assert not datasets.are_progress_bars_disabled() and transformers_logging.is_progress_bar_enabled()
+

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from ..progress import quiet_trainer_logs
 from .data import COT_DIR_ENV, load_cot
 from .evaluation import CHANCE, choice_accuracy, choice_predictions, exact_match, teacher_accuracy
 from .trainer import PRESETS, CoTCollator, CoTConfig, CoTTrainer, build_seq2seq, generate, tokenize_cot
@@ -137,6 +138,7 @@ def _run_cot(cfg: CoTConfig, source: str | os.PathLike | None, output_dir: str |
         dataloader_pin_memory=torch.cuda.is_available(), bf16=cfg.bf16)
     trainer = CoTTrainer(model=model, args=args, train_dataset=train_tok, cot=cfg,
                          data_collator=CoTCollator(tok.pad_token_id))
+    quiet_trainer_logs(trainer)
     selector = None
     if heldout is not None:
         selector = HeldoutSelector(cfg, tok, heldout)
