@@ -78,7 +78,8 @@ def test_tuned_arm_follows_the_search_and_is_skipped_when_it_equals_the_defaults
     assert len(tuned) == 5 and all(c.cmi_weight == 0.3 and c.temperature == 0.2 for c in tuned)
     # an arm's name selects that arm alone (as `reproduce --methods cmi_tuned`); a misspelt one is refused
     only = arm_runs(spec, tasks, methods=["cmi_tuned"], results_root=tmp_path)
-    assert {a for _, _, a in only} == {"cmi_tuned"} and len(only) == 5
+    # (with the fp32 CE runs amendment 2 pairs RTE's tuned runs with)
+    assert {a for _, _, a in only} == {"cmi_tuned", "ce (fp32 pair)"} and len(only) == 10
     with pytest.raises(ValueError, match="cmi_tund: not a method or arm"):
         arm_runs(spec, tasks, methods=["cmi_tund"], results_root=tmp_path)
     path.write_text(json.dumps({"winner": {**winner, "temperature": 0.1, "cmi_weight": 0.1}}))  # the defaults
