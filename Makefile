@@ -19,7 +19,7 @@ export CMI_TOOLKIT_GLUE_DIR ?= $(GLUE_DIR)
 export CMI_TOOLKIT_COT_DIR ?= $(COT_DIR)
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup demo test lint lab lab-cache bench clean browser-deps data-dirs notebooks-sync readme figures course
+.PHONY: setup git-filters demo test lint lab lab-cache bench clean browser-deps data-dirs notebooks-sync readme figures course
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch, transformers, cmi_toolkit; print('torch', torch.__version__, '| transformers', transformers.__version__)"
 	touch $@
 
-setup: $(VENV)/.installed
+# A notebook saved in JupyterLab keeps its outputs, execution counts and the kernel's version fields; this clone's
+# git reads notebooks through nbstripout (.gitattributes) with the flags below, so running the course leaves
+# `git status` clean. Jupytext's twins carry cells and tags only (notebooks/jupytext.toml).
+NBSTRIPOUT_FLAGS := --keep-id --extra-keys 'metadata.language_info'
+
+git-filters: $(VENV)/.installed
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  git config filter.nbstripout.clean "'$(abspath $(BIN))/python' -m nbstripout $(NBSTRIPOUT_FLAGS)"; \
+	  git config filter.nbstripout.smudge cat; \
+	  git config diff.ipynb.textconv "'$(abspath $(BIN))/python' -m nbstripout -t $(NBSTRIPOUT_FLAGS)"; \
+	  echo "git reads notebooks without their outputs (nbstripout filter set in .git/config)"; fi
+
+setup: $(VENV)/.installed git-filters
 
 demo: setup
 	$(BIN)/cmi-toolkit demo
@@ -63,7 +75,7 @@ bench: setup
 
 # each notebook is paired with a py:percent twin (notebooks/jupytext.toml); edit either, then sync
 notebooks-sync: setup
-	cd notebooks && ../$(BIN)/jupytext --sync 0*.ipynb
+	cd notebooks && ../$(BIN)/jupytext --sync 0*.ipynb && ../$(BIN)/nbstripout $(NBSTRIPOUT_FLAGS) 0*.ipynb
 
 # the README's committed course figures (figures/): notebooks 00, 01, 02, 03 and 06 run headless in their default
 # mode with figures_dir=../figures (a notebook run otherwise writes its figures under its untracked output folder);
@@ -75,15 +87,18 @@ figures: setup
 	  ../$(BIN)/papermill --cwd . -k python3 --no-progress-bar $$nb.ipynb outputs/executed/$$nb.ipynb -p figures_dir ../figures; \
 	done
 
-# the course readable with its outputs: every module executed headless in its default mode (COURSE_ARGS="-p smoke
-# True" for a quick pipeline check), then rendered to notebooks/outputs/course/index.html (static HTML, PNG figures)
+# the course readable with its outputs: every module executed headless in its default mode, then rendered to
+# docs/course/index.html (static HTML, PNG figures; committed, linked from the README). Like `make figures` it
+# rewrites tracked files on purpose. COURSE_ARGS="-p smoke True" COURSE_OUT=notebooks/outputs/course is a quick
+# pipeline check that leaves the committed copy alone.
 COURSE_NOTEBOOKS ?= $(basename $(notdir $(wildcard notebooks/[0-9][0-9]_*.ipynb)))
+COURSE_OUT ?= docs/course
 course: setup
 	mkdir -p notebooks/outputs/executed
 	cd notebooks && for nb in $(COURSE_NOTEBOOKS); do \
 	  ../$(BIN)/papermill --cwd . -k python3 --no-progress-bar $$nb.ipynb outputs/executed/$$nb.ipynb $(COURSE_ARGS); \
 	done
-	$(BIN)/cmi-toolkit course --executed notebooks/outputs/executed --out notebooks/outputs/course
+	$(BIN)/cmi-toolkit course --executed notebooks/outputs/executed --out $(COURSE_OUT)
 
 # the README's result tables, regenerated from the records
 readme: setup

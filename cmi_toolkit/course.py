@@ -3,7 +3,8 @@
 The committed notebooks carry no outputs (so a diff shows only what changed in the course). To read the course
 as d2l.ai or LLMs-from-scratch are read, with tables, figures and exercise checks, ``make course`` executes
 every module headless (papermill, default mode) and :func:`render_course` converts the executed copies with
-nbconvert into ``<out>/<module>.html`` plus ``<out>/index.html``. Figures appear as the PNG that
+nbconvert into ``<out>/<module>.html`` plus ``<out>/index.html``; the committed copy is ``docs/course/``, linked
+from the README. Figures appear as the PNG that
 :func:`cmi_toolkit.viz.show_figure` stores beside each plotly figure (a page that runs no JavaScript still shows
 them); widgets appear as their static figure, as under papermill. Nothing is fetched when a page opens.
 """

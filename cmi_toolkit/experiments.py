@@ -638,6 +638,7 @@ def _recreate_model(cfg: RunConfig, record: dict[str, Any], store: ResultStore, 
         scratch_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".recreate-{key}-", dir=scratch_root) as tmp:
             scratch = ResultStore(tmp)
+            _lend_kept_dependencies(cfg, store, scratch, glue_dir)
             before = torch.get_num_threads()
             if isinstance(threads, int) and threads > 0:
                 torch.set_num_threads(threads)
@@ -664,6 +665,20 @@ def _recreate_model(cfg: RunConfig, record: dict[str, Any], store: ResultStore, 
             write_card(made, record, f"dependency (re-created: {how})")
             path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(made, path)  # same file system: the folder appears whole or not at all
+
+
+def _lend_kept_dependencies(cfg: RunConfig, store: ResultStore, scratch: ResultStore, glue_dir: str | None) -> None:
+    """Give the scratch store of a re-creation the records and kept models (linked, not copied) of ``cfg``'s
+    dependencies that ``store`` already has, so a CMI run made again does not train its CE twin a second time
+    (a teacher or twin kept in ``store`` is the model its record describes)."""
+    for dep in dependencies(cfg):
+        canonical = dep.store_key(glue_dir)
+        record, folder = store.load(canonical), store.root / "models" / store.file_key(canonical)
+        if record is None or not (folder / "config.json").is_file():
+            continue
+        scratch.save(record.get("key") or canonical, record)
+        (scratch.root / "models").mkdir(parents=True, exist_ok=True)
+        (scratch.root / "models" / (record.get("key") or canonical)).symlink_to(folder.resolve(), target_is_directory=True)
 
 
 def _load_saved(path: Path):

@@ -23,10 +23,10 @@ from typing import Any
 
 from . import defaults as D
 from .experiments import RunConfig, execute
-from .results import ResultStore, write_json
+from .results import ResultStore, cached_file, load_cached, write_json
 
 __all__ = ["SMOKE_PRESET", "along_training", "per_class_summary", "build_cache", "lab_config", "record_row", "sweep", "train_row", "timing",
-           "model_view", "ALONG_EVERY"]
+           "model_view", "shared_projection", "ALONG_EVERY"]
 
 #: notebook 02 measures its lab run every this many optimiser steps (the committed cache holds this curve)
 ALONG_EVERY = 25
@@ -62,9 +62,7 @@ def record_row(record: dict[str, Any]) -> dict[str, Any]:
 def _cached(cfg: RunConfig, store: ResultStore, cache_dir: str | os.PathLike | None,
             glue_dir: str | None) -> dict[str, Any] | None:
     """The record of lab run ``cfg``: from the read-only ``cache_dir`` (the committed cache), else from ``store``."""
-    key = cfg.store_key(glue_dir)
-    found = ResultStore(cache_dir).load(key) if cache_dir is not None and Path(cache_dir).is_dir() else None
-    return found if found is not None else store.load(key)
+    return load_cached(cfg.store_key(glue_dir), store, cache_dir)
 
 
 def sweep(lambdas: list[float] | tuple[float, ...] = D.LAB_LAMBDAS, seeds: list[int] | tuple[int, ...] = D.LAB_SEEDS,
@@ -153,10 +151,9 @@ def along_training(cfg: RunConfig, every: int, results_dir: str | os.PathLike = 
     from .training import MeasureCallback
 
     name = f"{cfg.store_key(glue_dir)}-every{every}.json"
-    for root in ([cache_dir] if cache_dir is not None else []) + [results_dir]:
-        path = Path(root) / "along" / name
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
+    found = cached_file(Path("along") / name, cache_dir, results_dir)
+    if found is not None:
+        return json.loads(found.read_text(encoding="utf-8"))
     if not train:
         raise FileNotFoundError(f"{Path(results_dir) / 'along' / name}: this along-training run is not cached; "
                                 "run with train=True")
@@ -188,6 +185,51 @@ def _view_path(store: ResultStore, key: str) -> Path:
     return store.root / "views" / f"{key}.json"
 
 
+def _kept_lab_model(cfg: RunConfig, store: ResultStore, glue_dir: str | None, train: bool, missing: Path) -> Path:
+    """The kept model of lab run ``cfg`` in ``store``: there already, or trained (a record without its model is
+    trained again and checked against its record) when ``train``; FileNotFoundError naming ``missing`` otherwise."""
+    from .experiments import _kept_model
+
+    model_dir = store.root / "models" / store.file_key(cfg.store_key(glue_dir))
+    if (model_dir / "config.json").is_file():
+        return model_dir
+    if not train:
+        raise FileNotFoundError(f"{missing}: not cached and no kept model of lab run {cfg.key}; "
+                                "run with train=True (about a minute on a laptop CPU)")
+    from .progress import library_bars_off
+
+    with library_bars_off():
+        return _kept_model(cfg, store, glue_dir, progress=False, suite=None)
+
+
+def _feature_distributions(cfg: RunConfig, model_dir: Path, glue_dir: str | None):
+    """(measure report, f_x = softmax(h_x / T) as float64 N x K, labels, FPDCs g_y C x K, task) of the model in
+    ``model_dir`` on the run's dev set."""
+    import torch
+
+    from .experiments import _load_saved, prepare_data
+    from .information import measure
+    from .models import load_tokenizer
+    from .progress import library_bars_off
+
+    with library_bars_off():  # no tokenise / load-weights bars in the notebook
+        tokenizer = load_tokenizer(str(model_dir))
+        task, _, evaluation = prepare_data(cfg, tokenizer, glue_dir)
+        rep = measure(_load_saved(model_dir), evaluation, tokenizer, task=task, pooling=cfg.pooling,
+                      temperature=cfg.temperature, keep_outputs=True, progress=False)
+    f = torch.softmax(rep.features.double() / cfg.temperature, -1)
+    return rep, f, rep.labels.long(), rep.feature.centroids.double(), task
+
+
+def _pca(x, components: int = 2):
+    """(mean, projection K x components, explained variance shares) of the rows of ``x``."""
+    import numpy as np
+
+    mean = x.mean(0, keepdims=True)
+    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+    return mean, vt[:components].T, s[:components] ** 2 / (s**2).sum()
+
+
 def model_view(cfg: RunConfig, results_dir: str | os.PathLike = D.LAB_RESULTS_DIR, glue_dir: str | None = None,
                train: bool = True, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """What notebook 03 shows of one run, in feature space at the run's T, on its dev set.
@@ -200,11 +242,8 @@ def model_view(cfg: RunConfig, results_dir: str | os.PathLike = D.LAB_RESULTS_DI
     FileNotFoundError when neither exists.
     """
     import numpy as np
-    import torch
 
-    from .experiments import _load_saved, prepare_data
-    from .information import kl_to_centroids, measure
-    from .models import load_tokenizer
+    from .information import kl_to_centroids
 
     store = ResultStore(results_dir)
     canonical = cfg.store_key(glue_dir)
@@ -214,34 +253,53 @@ def model_view(cfg: RunConfig, results_dir: str | os.PathLike = D.LAB_RESULTS_DI
     for known in ([_view_path(cached, cached.file_key(canonical))] if cached else []) + [path]:
         if known.is_file():
             return json.loads(known.read_text(encoding="utf-8"))
-    model_dir = store.root / "models" / key
-    if not (model_dir / "config.json").is_file():
-        if not train:
-            raise FileNotFoundError(f"{path}: no cached view of lab run {key} and no kept model; "
-                                    "run with train=True (about a minute on a laptop CPU)")
-        execute(cfg, store, glue_dir=glue_dir, progress=False, keep_model=True)
-    tokenizer = load_tokenizer(str(model_dir))
-    task, _, evaluation = prepare_data(cfg, tokenizer, glue_dir)
-    rep = measure(_load_saved(model_dir), evaluation, tokenizer, task=task, pooling=cfg.pooling,
-                  temperature=cfg.temperature, keep_outputs=True, progress=False)
-    f = torch.softmax(rep.features.double() / cfg.temperature, -1)
-    labels = rep.labels.long()
-    g = rep.feature.centroids.double()
+    model_dir = _kept_lab_model(cfg, store, glue_dir, train, path)
+    rep, f, labels, g, task = _feature_distributions(cfg, model_dir, glue_dir)
     kl = kl_to_centroids(f, labels, g)
     x = f.numpy()
-    mean = x.mean(0, keepdims=True)
-    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-    proj = vt[:2].T
+    mean, proj, explained = _pca(x)
     view = {"key": key, "method": cfg.method, "lambda": cfg.cmi_weight if cfg.method == "cmi" else 0.0,
             "seed": cfg.seed, "temperature": cfg.temperature, "accuracy": rep.accuracy, "cmi": rep.feature.cmi,
             "separation": rep.feature.separation, "label_names": list(task.label_names),
             "labels": labels.tolist(), "xy": np.round((x - mean) @ proj, 6).tolist(),
             "centroid_xy": np.round((g.numpy() - mean) @ proj, 6).tolist(),
-            "explained": np.round(s[:2] ** 2 / (s**2).sum(), 4).tolist(),
+            "explained": np.round(explained, 4).tolist(),
             "fpdc": np.round(g.numpy(), 7).tolist(), "kl": np.round(kl.numpy(), 6).tolist(),
             "umap_xy": _umap(x, cfg.seed)}
     write_json(path, view)
     return view
+
+
+def shared_projection(runs: dict[str, RunConfig], results_dir: str | os.PathLike = D.LAB_RESULTS_DIR,
+                      glue_dir: str | None = None, train: bool = True,
+                      cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Several lab runs' f_x in **one** PCA, fitted on all their dev-set points together, so side-by-side panels
+    share their axes and a tighter cloud is visibly tighter: ``{"explained", "keys", "models": {name: {"xy",
+    "centroid_xy", "labels", "label_names"}}}``. The projection is linear, so each model's projected centroid is
+    still the mean of its projected points. Cached as ``views/shared-<hash of the runs' keys>.json`` (``cache_dir``
+    first, never written); built from the kept models like :func:`model_view`."""
+    import numpy as np
+
+    from .results import run_key
+
+    store = ResultStore(results_dir)
+    keys = {name: cfg.store_key(glue_dir) for name, cfg in runs.items()}
+    name = Path("views") / f"shared-{run_key({'shared_projection': sorted(keys.values())})}.json"
+    found = cached_file(name, cache_dir if cache_dir is not None and Path(cache_dir).is_dir() else None, store.root)
+    if found is not None:
+        return json.loads(found.read_text(encoding="utf-8"))
+    parts = {}
+    for label, cfg in runs.items():
+        _, f, labels, g, task = _feature_distributions(cfg, _kept_lab_model(cfg, store, glue_dir, train,
+                                                                             store.root / name), glue_dir)
+        parts[label] = (f.numpy(), labels.numpy(), g.numpy(), list(task.label_names))
+    mean, proj, explained = _pca(np.concatenate([x for x, *_ in parts.values()]))
+    out = {"keys": keys, "explained": np.round(explained, 4).tolist(),
+           "models": {label: {"xy": np.round((x - mean) @ proj, 6).tolist(), "labels": y.tolist(),
+                              "centroid_xy": np.round((g - mean) @ proj, 6).tolist(), "label_names": names}
+                      for label, (x, y, g, names) in parts.items()}}
+    write_json(store.root / name, out)
+    return out
 
 
 def _umap(points, seed: int) -> list[list[float]] | None:
@@ -267,6 +325,8 @@ def build_cache(results_dir: str | os.PathLike = D.LAB_RESULTS_DIR, glue_dir: st
     rows, _ = sweep(results_dir=results_dir, glue_dir=glue_dir, engine=engine)
     for lam in (0.0, D.CMI_WEIGHT):
         model_view(lab_config(lam, D.LAB_SEEDS[0]), results_dir, glue_dir)
+    shared_projection({"CE": lab_config(0.0, D.LAB_SEEDS[0]), "CMI": lab_config(D.CMI_WEIGHT, D.LAB_SEEDS[0])},
+                      results_dir, glue_dir)  # notebook 03's side-by-side panels
     along_training(lab_config(0.0, D.LAB_SEEDS[0]), ALONG_EVERY, results_dir, glue_dir=glue_dir)  # notebook 02
     t = timing(rows)
     return (f"{len(rows)} lab runs in {results_dir}; median training time {t['median_train_s']:.0f} s "

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["setup", "folders", "data_dir", "cap_threads", "SMOKE_BANNER", "P", "ParameterError", "check_parameters",
-           "smoke_note"]
+           "smoke_note", "save_metrics"]
 
 SMOKE_BANNER = "smoke: pipeline check, numbers are not meaningful"
 
@@ -53,6 +53,14 @@ def cap_threads(limit: int = 4) -> int:
     return threads
 
 
+def save_metrics(output_dir: str | os.PathLike, data: Any) -> None:
+    """Write ``<output_dir>/metrics.json``: the numbers a notebook computed, for the tests and batch runs that read
+    them. Returns nothing, so a cell that ends with it shows nothing."""
+    from .results import write_json
+
+    write_json(Path(output_dir) / "metrics.json", data)
+
+
 def setup(smoke: bool, output_dir: str | os.PathLike, figures_dir: str | os.PathLike | None, kind: str | None = None,
           data: str | os.PathLike | None = None) -> tuple[Path, Path, str | None]:
     """A course notebook's set-up: the smoke banner, its folders (:func:`folders`), capped threads
@@ -82,8 +90,8 @@ _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 @dataclass(frozen=True)
 class P:
-    """The rule of one notebook parameter: its type (bool, int, float, str, list), an inclusive range, whether
-    None is allowed, the allowed values, and the type of a list's items."""
+    """The rule of one notebook parameter: its type (bool, int, float, str, list, dict), an inclusive range, whether
+    None is allowed, the allowed values (for a dict: its allowed keys), and the type of a list's items."""
 
     kind: type
     low: float | None = None
@@ -108,7 +116,8 @@ class P:
 
     def _what(self) -> str:
         kind = {bool: "True or False", int: "an integer", float: "a number", str: "a string",
-                list: f"a list of {'integers' if self.items is int else 'numbers' if self.items in (float, None) else 'strings'}"}[self.kind]
+                list: f"a list of {'integers' if self.items is int else 'numbers' if self.items in (float, None) else 'strings'}",
+                dict: "a dict of settings"}[self.kind]
         rng = ""
         if self.low is not None and self.high is not None:
             rng = f" in [{self.low:g}, {self.high:g}]"
@@ -116,7 +125,8 @@ class P:
             rng = f" >= {self.low:g}"
         elif self.high is not None:
             rng = f" <= {self.high:g}"
-        return kind + rng + (f" (one of {', '.join(map(repr, self.choices))})" if self.choices else "") + (
+        allowed = "keys among" if self.kind is dict else "one of"
+        return kind + rng + (f" ({allowed} {', '.join(map(repr, self.choices))})" if self.choices else "") + (
             " or None" if self.none else "")
 
     def _convert(self, name: str, value: Any, kind: type) -> Any:
@@ -159,12 +169,21 @@ class P:
             if isinstance(value, (list, tuple)) and value:
                 return list(value)
             raise bad
+        if kind is dict:
+            if isinstance(value, dict):
+                return dict(value)
+            raise bad
         return value
 
     def _bounded(self, name: str, value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             raise ParameterError(f"{name} = {value}, but it needs a finite number" + (
                 "" if self.low is None else f" >= {self.low:g}"))
+        if self.kind is dict:
+            unknown = [k for k in value if self.choices is not None and k not in self.choices]
+            if unknown:
+                raise ParameterError(f"{name} has {', '.join(map(repr, unknown))}, but it needs {self._what()}")
+            return value
         if self.choices is not None and value not in self.choices:
             raise ParameterError(f"{name} = {value!r}, but it needs one of {', '.join(map(repr, self.choices))}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -29,7 +29,7 @@ from .results import ResultStore, atomic_write_text
 from .verdicts import baseline_runs, mechanism_results, runs_by_task_method
 
 __all__ = ["SUITE_DIR", "load_suite", "suite_runs", "execute_runs", "execute_with_papermill", "run_suite",
-           "summary_figure", "summarise", "summary_table", "summary_markdown", "suite_records", "report", "BASELINES"]
+           "summary_figure", "summarise", "cached_or_run", "summary_table", "summary_markdown", "suite_records", "report", "BASELINES"]
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "configs"
 BASELINES = {"cmi": "ce", "cmi_tuned": "ce", "mcmi": "ce", "kd_ce": "student", "kd_mcmi": "student"}
@@ -209,6 +209,45 @@ def execute_runs(runs: list[RunConfig], store: ResultStore, glue_dir: str | None
     return run_batch(runs, store, glue_dir, engine, suite=suite, keep_model=keep_model, progress=progress)
 
 
+def cached_or_run(runs: list[RunConfig], store: ResultStore, cache_dir: str | os.PathLike | None = None,
+                  glue_dir: str | None = None, train: bool = True, suite: str | None = None,
+                  progress: bool = True) -> list[dict[str, Any]]:
+    """The records of ``runs``, in order: each read from the read-only ``cache_dir`` (e.g. the repository's
+    committed ``results/``; never written) or from ``store``; the others trained into ``store``.
+
+    Before training it prints how many runs are missing and about how long they take, judged by the median
+    recorded training time of the cached runs of the same method (and the machines they ran on); the training
+    shows one bar over the missing runs. With ``train`` false a miss raises FileNotFoundError naming the runs.
+    """
+    import statistics
+
+    from .experiments import execute
+    from .results import load_cached
+
+    found = {cfg.key: load_cached(cfg.store_key(glue_dir), store, cache_dir) for cfg in runs}
+    missing = [cfg for cfg in runs if found[cfg.key] is None]
+    if missing and not train:
+        raise FileNotFoundError(f"{len(missing)} run(s) are in neither {cache_dir} nor {store.root}: "
+                                f"{', '.join(f'{c.task}/{c.method}/seed{c.seed}' for c in missing)}; "
+                                "run with train_missing=True to train them here")
+    if missing:
+        times: dict[str, list[float]] = defaultdict(list)
+        machines = set()
+        for r in found.values():
+            if r is not None and r.get("timings", {}).get("train_s") is not None:
+                times[r["params"]["method"]].append(r["timings"]["train_s"])
+                prov = r.get("provenance", {})
+                machines.add(f"{prov.get('device_name') or prov.get('cpu') or '?'}, {prov.get('threads', '?')} threads")
+        known = [statistics.median(times[c.method]) for c in missing if times.get(c.method)]
+        guess = (f"; about {sum(known) / 60:.0f} min for the {len(known)} whose method has cached runs "
+                 f"(their median training time on {'; '.join(sorted(machines))})" if known else "")
+        print(f"{len(missing)} of {len(runs)} runs not cached: training them here into {store.root}{guess}",
+              flush=True)
+        for cfg in tqdm(missing, desc="training runs not cached", unit="run", disable=not progress):
+            found[cfg.key] = execute(cfg, store, glue_dir=glue_dir, progress=False, suite=suite)
+    return [found[cfg.key] for cfg in runs]
+
+
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 BATCH_NOTEBOOK = "04_teacher_student_kd.ipynb"
 
@@ -233,7 +272,7 @@ def execute_with_papermill(runs: list[RunConfig], store: ResultStore, suite: str
         name = f"{task}_seed{seed}"
         pm.execute_notebook(
             str(NOTEBOOK_DIR / BATCH_NOTEBOOK), str(out / f"{name}.ipynb"), cwd=str(NOTEBOOK_DIR),
-            parameters={"task": task, "seeds": [seed], "methods": methods, "suite": str(suite),
+            parameters={"task": task, "seeds": [seed], "methods": methods, "suite": str(suite), "cache_dir": None,
                         "results_dir": str(store.root.resolve()), "glue_dir": glue_dir,
                         "output_dir": str((out / name).resolve()), "figures_dir": str((out / name).resolve())},
             progress_bar=False, kernel_name="python3")

@@ -18,7 +18,7 @@ from typing import Any
 
 from filelock import FileLock
 
-__all__ = ["claimed_suites", "CorruptResultError", "StoreError", "DuplicateRunError", "atomic_write_text", "write_json",
+__all__ = ["load_cached", "cached_file", "claimed_suites", "CorruptResultError", "StoreError", "DuplicateRunError", "atomic_write_text", "write_json",
            "run_key", "legacy_run_key", "canonical", "record_store_key", "check_results_dir", "ResultStore"]
 
 
@@ -122,6 +122,26 @@ def _claims_other_suite(path: Path, suite: str) -> bool:
 def claimed_suites(record: dict[str, Any]) -> list[str]:
     """The suites a record was run for (``suite``) or reused by (``also_suites``)."""
     return [x for x in [record.get("suite"), *record.get("also_suites", [])] if x]
+
+
+def load_cached(key: str, store: ResultStore, cache_dir: str | os.PathLike | None) -> dict[str, Any] | None:
+    """The record of run ``key`` from the read-only store ``cache_dir`` (a committed cache, e.g. the repository's
+    ``results/``, never written), else from ``store`` (where runs missing from the cache are trained); None if in
+    neither."""
+    if cache_dir is not None and Path(cache_dir).is_dir():
+        found = ResultStore(cache_dir).load(key)
+        if found is not None:
+            return found
+    return store.load(key)
+
+
+def cached_file(name: str | os.PathLike, *roots: str | os.PathLike | None) -> Path | None:
+    """The first existing ``<root>/<name>`` of ``roots`` (None roots skipped): a read-only cache first, then the
+    store a cache miss is written to; None when no root has it."""
+    for root in roots:
+        if root is not None and (Path(root) / name).is_file():
+            return Path(root) / name
+    return None
 
 
 class ResultStore:

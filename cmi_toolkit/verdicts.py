@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["QUESTIONS", "runs_by_task_method", "precision", "baseline_runs", "mechanism_results", "family", "compare", "family_verdicts", "pooled", "verdict_lines", "family_table"]
+__all__ = ["QUESTIONS", "runs_by_task_method", "precision", "baseline_runs", "mechanism_results", "family", "compare", "one_comparison", "family_verdicts", "pooled", "verdict_lines", "family_table"]
 
 # (method, baseline, the question's words, the run whose mechanism check answers for the method)
 QUESTIONS = (("cmi", "ce", "CMI-minimised − CE", "cmi"),
@@ -122,6 +122,32 @@ def compare(a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]], mechanis
     return out
 
 
+def _comparison(by: dict[tuple[str, str], dict[int, dict[str, Any]]], task: str, method: str, base: str,
+                resamples: int) -> dict[str, Any] | None:
+    """The row of one comparison (:func:`compare` with its names), None when either side has no runs."""
+    a = by.get((task, method))
+    b = baseline_runs(by, task, base, a) if a else None
+    if not a or not b:
+        return None
+    question, checked = WORDS.get(method, (f"{method} − {base}", method))
+    c = compare(a, b, list(by.get((task, checked), {}).values()), resamples=resamples)
+    return {"task": task, "method": method, "baseline": base, "question": question, "mechanism_of": checked, **c}
+
+
+def one_comparison(records: list[dict[str, Any]], task: str, method: str, base: str,
+                   resamples: int = 2000) -> dict[str, Any] | None:
+    """One comparison on its own (a notebook's question), as :func:`family_verdicts` states it but with no
+    multiplicity correction: ``p_holm`` is None and the verdict is the interval's ('better' / 'worse' when it
+    excludes 0). None when either side has no runs."""
+    row = _comparison(runs_by_task_method(records), task, method, base, resamples)
+    if row is not None:
+        row["p_holm"] = None
+        if row["n"] >= 2:
+            row["verdict"] = row["raw_verdict"] = ("better" if row["low"] > 0 else "worse" if row["high"] < 0
+                                                   else "no difference detected")
+    return row
+
+
 def family_verdicts(records: list[dict[str, Any]], spec: dict[str, Any], alpha: float = 0.05,
                     resamples: int = 2000) -> list[dict[str, Any]]:
     """Every comparison of the family with its Holm-adjusted p and verdict (see the module docstring)."""
@@ -129,16 +155,8 @@ def family_verdicts(records: list[dict[str, Any]], spec: dict[str, Any], alpha: 
 
     by = runs_by_task_method(records)
     tasks = sorted({t for t, _ in by})
-    rows = []
-    for task, method, base in family(spec, tasks):
-        a = by.get((task, method))
-        b = baseline_runs(by, task, base, a) if a else None
-        if not a or not b:
-            continue
-        question, checked = WORDS.get(method, (f"{method} − {base}", method))
-        c = compare(a, b, list(by.get((task, checked), {}).values()), resamples=resamples)
-        rows.append({"task": task, "method": method, "baseline": base, "question": question,
-                     "mechanism_of": checked, **c})
+    rows = [row for task, method, base in family(spec, tasks)
+            if (row := _comparison(by, task, method, base, resamples)) is not None]
     adjusted = holm([r.get("p", float("nan")) for r in rows], alpha)
     for r, p_adj in zip(rows, adjusted, strict=True):
         r["p_holm"] = p_adj
@@ -197,7 +215,8 @@ def verdict_lines(rows: list[dict[str, Any]]) -> list[str]:
         ivals = f"seeds [{_pts(t['low'])}, {_pts(t['high'])}]"
         ivals += (f", seeds + examples [{_pts(boot['low'])}, {_pts(boot['high'])}]" if boot
                   else f", seeds + examples – ({r['predictions']}/{r['n']} seed pairs keep predictions)")
-        notes = [f"p {_p(r['p'])}, Holm {_p(r['p_holm'])}", f"these seeds could detect about ±{_pts(t['mde80'], False)}"]
+        notes = [f"p {_p(r['p'])}" + (f", Holm {_p(r['p_holm'])}" if r.get("p_holm") is not None
+                                      else ", uncorrected"), f"these seeds could detect about ±{_pts(t['mde80'], False)}"]
         passed, checked = r["mechanism"]
         whose = "teacher's " if r["mechanism_of"] != r["method"] else ""
         notes.append(f"{whose}mechanism {passed}/{checked}" if checked else f"{whose}mechanism unchecked")

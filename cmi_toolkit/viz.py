@@ -313,17 +313,22 @@ def training_curve(history: Sequence[dict], keys: Sequence[str] = ("accuracy", "
     return fig
 
 
-def side_by_side(figures: Sequence, titles: Sequence[str], title: str = ""):
-    """Several single-panel figures as the panels of one row (legend from the first)."""
+def side_by_side(figures: Sequence, titles: Sequence[str], title: str = "", shared_axes: bool = False):
+    """Several single-panel figures as the panels of one row (legend from the first); ``shared_axes``: every
+    panel on the same x and y ranges (panels of one projection, to be compared point by point)."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=len(figures), subplot_titles=list(titles))
+    fig = make_subplots(rows=1, cols=len(figures), subplot_titles=list(titles), shared_xaxes=shared_axes,
+                        shared_yaxes=shared_axes)
     for col, panel in enumerate(figures, start=1):
         for trace in panel.data:
             trace.showlegend = col == 1
             fig.add_trace(trace, row=1, col=col)
         fig.update_xaxes(title_text=panel.layout.xaxis.title.text, row=1, col=col)
         fig.update_yaxes(title_text=panel.layout.yaxis.title.text, row=1, col=col)
+    if shared_axes:
+        fig.update_xaxes(matches="x")
+        fig.update_yaxes(matches="y")
     fig.update_layout(title=title, template="plotly_white", height=480)
     return fig
 

@@ -1,17 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # 00 · A classifier as a Markov source
 #
@@ -89,8 +75,7 @@ import torch
 
 from cmi_toolkit.information import class_centroids
 from cmi_toolkit.markov import SyntheticMarkovSource, estimator_bias
-from cmi_toolkit.notebook import P, check_parameters, setup
-from cmi_toolkit.results import write_json
+from cmi_toolkit.notebook import P, check_parameters, save_metrics, setup
 from cmi_toolkit.viz import convergence_figure, show_figure
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
@@ -191,7 +176,7 @@ s, y = source.sample(20000, seed=seed + 7)
 centroids = class_centroids(source.posterior(s), y, 2)
 for c in range(2):
     print(f"Q_{c} = {[round(v, 4) for v in centroids[c].tolist()]}   exact {[round(v, 4) for v in source.exact_centroids(bayes)[c].tolist()]}")
-write_json(output_dir / "metrics.json", {"exact_cmi_bayes": exact["bayes"], "exact_cmi_tempered": exact["tempered"],
+save_metrics(output_dir, {"exact_cmi_bayes": exact["bayes"], "exact_cmi_tempered": exact["tempered"],
                                         "identity": h_given_y - h_given_x, "z_cmi": dict(zip(map(str, temperatures), z_cmi)),
                                         "estimates": dict(zip(map(str, ns), study["plugin_mean"])), "study": study,
                                         "bayes_accuracy": accuracy_of_bayes, "opdc": centroids.tolist()})

@@ -1,17 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # 01 · Fine-tuning with a CMI penalty
 #
@@ -57,8 +43,7 @@ output_dir = "outputs/01_finetune_with_cmi"
 figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
-from cmi_toolkit.notebook import P, check_parameters, setup, smoke_note
-from cmi_toolkit.results import write_json
+from cmi_toolkit.notebook import P, check_parameters, save_metrics, setup, smoke_note
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), lambdas=P(list, low=0), seeds=P(list, low=0, items=int),
@@ -135,7 +120,7 @@ else:
     show_figure(fig, "01_lambda_sweep", figures_dir)
 
 # %%
-write_json(output_dir / "metrics.json", {"rows": rows, "task": task, "smoke": smoke, "timing": timing,
+save_metrics(output_dir, {"rows": rows, "task": task, "smoke": smoke, "timing": timing,
                                         "missing": len(missing)})
 print(f"The circled λ = {chosen:g} is the kit's default, chosen on held-out training data (`cmi-toolkit search`), "
       "never by the best dev accuracy above.")

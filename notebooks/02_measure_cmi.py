@@ -1,17 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # 02 · Measuring CMI, separation and NCMI
 #
@@ -52,8 +38,7 @@ output_dir = "outputs/02_measure_cmi"
 figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
-from cmi_toolkit.notebook import P, check_parameters, setup
-from cmi_toolkit.results import write_json
+from cmi_toolkit.notebook import P, check_parameters, save_metrics, setup
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), temperature=P(float, low=1e-6), seed=P(int, low=0),
@@ -134,7 +119,7 @@ print(f"step 0 → {last['step']}: accuracy {first['accuracy']:.3f} → {last['a
 # %%
 print(f"after fine-tuning: accuracy {along['final']['accuracy']:.4f} (training took {along['train_s'] / 60:.1f} min "
       f"on {along['machine'].get('cpu', '?')}, {along['machine'].get('threads', '?')} threads)")
-write_json(output_dir / "metrics.json", {"before": before.summary(), "after": along["final"],
+save_metrics(output_dir, {"before": before.summary(), "after": along["final"],
                                         "history": along["history"], "task": task})
 per_class(along["final_per_class"])
 

@@ -1,17 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # 03 · Centroids and clusters
 #
@@ -57,8 +43,7 @@ output_dir = "outputs/03_centroids_and_clusters"
 figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
-from cmi_toolkit.notebook import P, check_parameters, setup, smoke_note
-from cmi_toolkit.results import write_json
+from cmi_toolkit.notebook import P, check_parameters, save_metrics, setup, smoke_note
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), cmi_weight=P(float, low=0), temperature=P(float, low=1e-6),
@@ -106,22 +91,31 @@ show_figure(fig, "03_kl_histograms", figures_dir)
 # %% [markdown]
 # ## 3 · The clouds around the centroids (PCA)
 #
-# The first two principal components of $f_x$ for each model (the share of variance they explain is in the title).
-# The check below confirms that each cross is the mean of its class's points.
+# One projection for both models: the first two principal components of the two models' $f_x$ taken together, so
+# both panels share their axes and a tighter cloud around its cross is tighter on the page. PCA is linear, so each
+# cross (a projected FPDC) is exactly the mean of its class's projected points; the check below confirms it.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+runs = {name: lab.lab_config(lam, seed, smoke, task=task, model=model, temperature=temperature)
+        for name, lam in (("CE", 0.0), ("CMI", cmi_weight))}
+shared = lab.shared_projection(runs, results_dir, glue_dir, train=train_missing, cache_dir=cache_dir)
 panels, titles, summary = [], [], {}
 for name, v in views.items():
-    xy, labels, cxy = np.asarray(v["xy"]), np.asarray(v["labels"]), np.asarray(v["centroid_xy"])
-    gap = max(float(np.abs(xy[labels == c].mean(0) - cxy[c]).max()) for c in range(len(v["label_names"])))
-    title = f"{name}: acc {v['accuracy']:.3f}, CMI {v['cmi']:.3f}, PCA {sum(v['explained']):.0%} of variance"
-    panels.append(cluster_figure(xy, labels, cxy, v["label_names"], title=title, method="PCA"))
+    p = shared["models"][name]
+    xy, labels, cxy = np.asarray(p["xy"]), np.asarray(p["labels"]), np.asarray(p["centroid_xy"])
+    gap = max(float(np.abs(xy[labels == c].mean(0) - cxy[c]).max()) for c in range(len(p["label_names"])))
+    spread = float(np.mean([np.linalg.norm(xy[labels == c] - cxy[c], axis=1).mean() for c in range(len(cxy))]))
+    title = f"{name}: acc {v['accuracy']:.3f}, CMI {v['cmi']:.3f}<br>mean distance to its cross {spread:.3f}"
+    panels.append(cluster_figure(xy, labels, cxy, p["label_names"], title=title, method="PCA"))
     titles.append(title)
     summary[name.lower()] = {"accuracy": v["accuracy"], "feature_cmi": v["cmi"], "separation": v["separation"],
-                             "mean_kl": float(np.mean(v["kl"])), "centroid_vs_mean_of_points": gap}
+                             "mean_kl": float(np.mean(v["kl"])), "centroid_vs_mean_of_points": gap,
+                             "mean_distance_to_centroid": spread}
     print(f"{name}: largest distance between a projected centroid and the mean of its points: {gap:.1e}")
-pair = side_by_side(panels, titles, title="CE vs CMI-minimised: PCA of f_x, centroids marked")
+pair = side_by_side(panels, titles, shared_axes=True,
+                    title=f"CE vs CMI-minimised: one PCA of both models' f_x ({sum(shared['explained']):.0%} of "
+                          "variance), centroids marked")
 show_figure(pair, "03_clusters_side_by_side", figures_dir)
 
 # %% [markdown]
@@ -135,7 +129,7 @@ umap_panels = [cluster_figure(np.asarray(v["umap_xy"]), np.asarray(v["labels"]),
 if umap_panels:
     fig = side_by_side(umap_panels, list(views), title="UMAP of f_x (non-linear: no centroids)")
     show_figure(fig, "03_clusters_umap", figures_dir)
-write_json(output_dir / "metrics.json", summary)
+save_metrics(output_dir, summary)
 
 
 # %% [markdown]

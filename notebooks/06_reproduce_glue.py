@@ -1,17 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # 06 · Reproducing the GLUE results
 #
@@ -64,7 +50,7 @@ output_dir = "outputs/06_reproduce_glue"
 figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
-from cmi_toolkit.notebook import P, check_parameters, folders
+from cmi_toolkit.notebook import P, check_parameters, folders, save_metrics
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), suite=P(str), results_dir=P(str), output_dir=P(str), figures_dir=P(str, none=True))
@@ -75,7 +61,7 @@ from pathlib import Path
 from IPython.display import Markdown
 
 from cmi_toolkit.reproduce import load_suite, suite_records, summarise, summary_figure, summary_markdown
-from cmi_toolkit.results import ResultStore, write_json
+from cmi_toolkit.results import ResultStore
 from cmi_toolkit.viz import show_figure
 
 output_dir, figures_dir = folders(output_dir, figures_dir)
@@ -136,7 +122,7 @@ else:
     print("no question has comparisons on two tasks yet: no pooled estimate to draw")
 
 # %%
-write_json(Path(output_dir) / "metrics.json", {"rows": rows, "records": len(records),
+save_metrics(output_dir, {"rows": rows, "records": len(records),
                                                "family": [{k: r.get(k) for k in ("task", "method", "baseline", "n",
                                                                                  "mean", "low", "high", "p", "p_holm",
                                                                                  "verdict", "used")}

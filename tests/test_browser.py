@@ -1,8 +1,11 @@
-"""End to end in a real browser: JupyterLab + headless Chromium, notebook 01 in smoke mode: move the slider,
-train one more model, answer the exercise and see its check pass."""
+"""End to end in a real browser: JupyterLab + headless Chromium. Notebook 01 in smoke mode: move the slider,
+train one more model, answer the exercise and see its check pass; modules 00, 04 and 06: type a typical wrong
+answer into an exercise, see the check's hint, then the right one and see it pass; the rendered course."""
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import os
 import re
 import secrets
@@ -37,6 +40,56 @@ def _need_browser() -> None:
     pytest.importorskip("playwright")
 
 
+@contextlib.contextmanager
+def _jupyterlab(work: Path, tmp_path: Path):
+    """A JupyterLab server on ``work`` (every cell attached and laid out); yields (base URL, token)."""
+    port, token = _free_port(), secrets.token_hex(8)
+    # every cell attached and laid out (JupyterLab's default skips off-screen cells, which then count as invisible)
+    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--LabApp.news_url=",
+         "--ServerApp.open_browser=False"],
+        cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "lab.log", "w"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("JupyterLab did not start: " + (tmp_path / "lab.log").read_text()[-2000:])
+        yield base, token
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _chromium_page(p):
+    browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"])
+    return browser, browser.new_page(viewport={"width": 1400, "height": 1000})
+
+
+def _type_into_cell(page, marker: str, text: str) -> None:
+    """Replace the source of the first code cell containing ``marker`` by ``text`` and run it and the next cell
+    (an exercise's answer cell, then its check cell), as a student does with Shift+Enter twice."""
+    cell = page.locator(".jp-CodeCell").filter(has=page.locator(".cm-content", has_text=marker)).first
+    cell.scroll_into_view_if_needed()
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(text)
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Shift+Enter")
+
+
 @pytest.fixture()
 def lab(tmp_path, glue_dir):
     _need_browser()
@@ -47,31 +100,8 @@ def lab(tmp_path, glue_dir):
     pm.execute_notebook(str(REPO / "notebooks" / "01_finetune_with_cmi.ipynb"), str(work / "01.ipynb"),
                         parameters={"smoke": True, "glue_dir": str(glue_dir), "output_dir": str(work / "out"),
                                     "figures_dir": str(work / "figures")}, prepare_only=True)
-    port, token = _free_port(), secrets.token_hex(8)
-    # every cell attached and laid out (JupyterLab's default skips off-screen cells, which then count as invisible)
-    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--LabApp.news_url=",
-         "--ServerApp.open_browser=False"],
-        cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "lab.log", "w"))
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.terminate()
-        pytest.fail("JupyterLab did not start: " + (tmp_path / "lab.log").read_text()[-2000:])
-    yield f"{base}/lab/tree/01.ipynb?token={token}", work
-    server.terminate()
-    server.wait(timeout=30)
+    with _jupyterlab(work, tmp_path) as (base, token):
+        yield f"{base}/lab/tree/01.ipynb?token={token}", work
 
 
 # what a student types into the exercise cell of notebook 01 (the solution of notebooks/solutions/solutions.py)
@@ -95,10 +125,7 @@ def test_lambda_slider_changes_the_figure(lab, tmp_path):
 
     url, work = lab
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        browser, page = _chromium_page(p)
         try:
             page.goto(url)
             page.locator(".jp-Notebook").wait_for(timeout=60_000)
@@ -129,13 +156,7 @@ def test_lambda_slider_changes_the_figure(lab, tmp_path):
             unanswered = page.get_by_text("cmi_loss: not attempted yet").first
             unanswered.wait_for(state="attached", timeout=120_000)
             unanswered.scroll_into_view_if_needed()
-            cell = page.locator(".jp-CodeCell").filter(has=page.locator(".cm-content", has_text="def cmi_loss(")).first
-            cell.scroll_into_view_if_needed()
-            cell.locator(".cm-content").click()
-            page.keyboard.press("Control+A")
-            page.keyboard.insert_text(ANSWER)
-            page.keyboard.press("Shift+Enter")  # run the answer; the check cell below is selected
-            page.keyboard.press("Shift+Enter")  # run the check
+            _type_into_cell(page, "def cmi_loss(", ANSWER)  # run the answer, then the check below it
             page.get_by_text("✓ cmi_loss: right").first.wait_for(state="attached", timeout=60_000)
             page.screenshot(path=str(tmp_path / "lab.png"))
         finally:
@@ -175,3 +196,73 @@ def test_the_rendered_course_shows_a_module_with_its_figure_and_exercise_checks(
     assert images >= 1, "the module's figure is not shown"
     assert 'check("plugin_cmi", plugin_cmi)' in text and 'check("cmi_from_entropies", cmi_from_entropies)' in text
     assert text.count("not attempted yet") == 2  # each check's message, as a student who has not answered sees it
+
+
+# a typical mistake per module, as a student would type it (each check must name what is wrong and give a hint)
+WRONG_ANSWERS = {
+    "00_markov_source_view": ("plugin_cmi", """import torch
+
+
+def plugin_cmi(probs, labels, num_classes):
+    g = probs.mean(0)  # one centroid for every class
+    return (probs * (probs.log() - g.log())).sum(-1).mean()
+"""),
+    "04_teacher_student_kd": ("kd_loss", """import torch
+import torch.nn.functional as F
+
+
+def kd_loss(student_logits, teacher_logits, labels, alpha, T):
+    kl = F.kl_div(torch.log_softmax(student_logits / T, -1), torch.softmax(teacher_logits / T, -1),
+                  reduction="batchmean")
+    return alpha * kl + (1 - alpha) * F.cross_entropy(student_logits, labels)
+"""),
+    "06_reproduce_glue": ("paired_interval", """def paired_interval(method, baseline):
+    d = [a - b for a, b in zip(method, baseline)]
+    mean = sum(d) / len(d)
+    return mean - 0.01, mean + 0.01
+"""),
+}
+
+
+def _right_answer(name: str) -> str:
+    """The solution of exercise ``name`` as a student would type it: the imports it needs, then its function."""
+    sys.path.insert(0, str(REPO / "notebooks" / "solutions"))
+    try:
+        import solutions
+    finally:
+        sys.path.pop(0)
+    return "import math\n\nimport torch\nimport torch.nn.functional as F\n\n\n" + inspect.getsource(getattr(solutions, name))
+
+
+def test_exercises_in_three_modules_reject_a_wrong_answer_with_its_hint_then_accept_the_right_one(tmp_path):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    work = tmp_path / "course"
+    work.mkdir()
+    for module in WRONG_ANSWERS:
+        shutil.copy(REPO / "notebooks" / f"{module}.ipynb", work / f"{module}.ipynb")
+    seen = {}
+    with _jupyterlab(work, tmp_path) as (base, token), sync_playwright() as p:
+        browser, page = _chromium_page(p)
+        try:
+            for module, (name, wrong) in WRONG_ANSWERS.items():
+                page.goto(f"{base}/lab/tree/{module}.ipynb?token={token}")
+                page.locator(".jp-Notebook").wait_for(timeout=60_000)
+                page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).first.wait_for(timeout=90_000)
+                _type_into_cell(page, f"def {name}(", wrong)
+                no = page.get_by_text(re.compile(rf"✗ {name}: not yet: .*Hint: ")).first
+                no.wait_for(state="attached", timeout=120_000)
+                told = no.text_content()  # before the right answer replaces the check's output
+                _type_into_cell(page, f"def {name}(", _right_answer(name))
+                yes = page.get_by_text(f"✓ {name}: right").first
+                yes.wait_for(state="attached", timeout=120_000)
+                seen[module] = (told, yes.text_content())
+                page.screenshot(path=str(tmp_path / f"{module}.png"))
+                page.keyboard.press("Control+s")  # leave no "unsaved changes" dialog behind
+        finally:
+            browser.close()
+    assert set(seen) == set(WRONG_ANSWERS)
+    for module, (no, yes) in seen.items():
+        assert "yours gives" in no and "the kit" in no, f"{module}: the wrong answer's message names no values"
+        assert "matches the kit's implementation" in yes, f"{module}: the right answer's message"

@@ -161,6 +161,29 @@ def test_a_missing_teacher_model_is_trained_again_and_used_only_when_identical(t
         assert not folder.exists()
 
 
+def test_re_creating_a_cmi_run_reuses_its_kept_ce_twin_instead_of_training_it_again(tmp_path, tiny_model_dir,
+                                                                                    monkeypatch):
+    import shutil
+
+    from cmi_toolkit import experiments
+    from cmi_toolkit.experiments import RunConfig, _kept_model, execute
+    from cmi_toolkit.results import ResultStore
+
+    glue = str(_easy_sst2(tmp_path / "glue", n=24))
+    store = ResultStore(tmp_path / "r")
+    common = dict(task="sst2", model=str(tiny_model_dir), max_train_samples=None, epochs=1, batch_size=8)
+    cmi = execute(RunConfig(**common, method="cmi"), store, glue_dir=glue, progress=False, keep_model=True)
+    twin = store.root / "models" / RunConfig(**common, method="ce").store_key(glue)
+    shutil.rmtree(store.root / "models" / cmi["key"])  # the CMI model is gone, its CE twin's is kept
+    trained = []
+    real = experiments.train_and_measure
+    monkeypatch.setattr(experiments, "train_and_measure", lambda cfg, **kw: trained.append(cfg.method) or real(cfg, **kw))
+    folder = _kept_model(RunConfig(**common, method="cmi"), store, glue, False, None)
+    assert (folder / "config.json").is_file() and trained == ["cmi"]  # the twin was lent, not trained again
+    assert (twin / "config.json").is_file()  # and it is still there after the scratch store went
+    assert not list((store.root / "checkpoints").glob(".recreate-*"))
+
+
 @pytest.mark.parametrize("recorded, bf16, here, blocked", [
     ({"cpu_capability": "AVX512", "cpu_bf16": True}, True, {"cpu_capability": "AVX2", "cpu_bf16": False}, "AVX512"),
     ({"cpu_capability": "AMX", "cpu_bf16": True}, True, {"cpu_capability": "AVX512", "cpu_bf16": True}, "AMX"),

@@ -32,6 +32,23 @@ def test_a_missing_run_trains_once_then_loads_from_the_store(tmp_path, tiny_mode
         assert np.allclose(xy[labels == c].mean(0), cxy[c], atol=1e-5)
     assert np.mean(view["kl"]) == pytest.approx(view["cmi"], abs=1e-5)  # the CMI is the mean per-example KL
     assert view["accuracy"] == pytest.approx(rows[1]["accuracy"])
+    # notebook 03's side-by-side panels: one PCA of both models' points, so they share axes
+    runs = {"CE": lab.lab_config(0.0, 0, **settings), "CMI": lab.lab_config(1.0, 0, **settings)}
+    shared = lab.shared_projection(runs, store, glue, train=False)
+    both = np.concatenate([np.asarray(m["xy"]) for m in shared["models"].values()])
+    assert np.allclose(both.mean(0), 0, atol=1e-5)  # centred on the two models' points together ...
+    own = [np.asarray(m["xy"]).mean(0) for m in shared["models"].values()]
+    assert not np.allclose(own[0], own[1], atol=1e-4)  # ... not each on its own (separate PCAs would be)
+    for m in shared["models"].values():
+        xy, labels, cxy = np.asarray(m["xy"]), np.asarray(m["labels"]), np.asarray(m["centroid_xy"])
+        for c in range(2):
+            assert np.allclose(xy[labels == c].mean(0), cxy[c], atol=1e-5)
+    import shutil
+
+    shutil.rmtree(store / "models")  # cached: loads without the models
+    assert lab.shared_projection(runs, store, glue, train=False) == shared
+    with pytest.raises(FileNotFoundError, match="not cached and no kept model"):
+        lab.shared_projection(runs, tmp_path / "elsewhere", glue, train=False)
 
 
 def test_a_read_only_cache_is_read_and_new_runs_train_into_the_students_own_store(tmp_path, tiny_model_dir):

@@ -339,6 +339,12 @@ def test_notebook_parameters_are_checked():
         with pytest.raises(ParameterError, match=next(iter(bad))):
             check_parameters({**ns, **bad}, **{k: {"smoke": P(bool), "lambdas": P(list, low=0)}.get(k, P(float, low=0))
                                                for k in bad})
+    rule = P(dict, choices=("epochs", "batch_size"))  # a dict of settings: its keys are checked by name
+    assert rule.check("demo", {"epochs": 1}) == {"epochs": 1}
+    with pytest.raises(ParameterError, match=r"demo has 'epoch', but it needs a dict of settings \(keys among 'epochs'"):
+        rule.check("demo", {"epoch": 1})
+    with pytest.raises(ParameterError, match="demo = 3, but it needs a dict"):
+        rule.check("demo", 3)
     for lam in (-5, float("nan"), float("-inf")):
         with pytest.raises(ValueError, match="CMI weight must be a finite number >= 0"):
             lab.lab_config(lam)

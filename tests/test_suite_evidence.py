@@ -228,3 +228,18 @@ def test_a_comparison_pairs_each_seed_with_the_baseline_of_its_precision():
     cmi = next(r for r in rows if r["method"] == "cmi")
     assert cmi["seed_wins"] == "3/3" and cmi["diff_mean"] == pytest.approx(0.02)
     assert any("CE fine-tuning (fp32, paired baseline)" in line for line in summary_table(rows))
+
+
+def test_one_comparison_stands_alone_uncorrected_and_says_so():
+    from cmi_toolkit.verdicts import one_comparison, verdict_lines
+
+    records = [_rec("sst2", "kd_ce", s, 0.70, False) for s in range(4)]
+    records += [_rec("sst2", "kd_mcmi", s, 0.70 + d, False) for s, d in enumerate((0.02, 0.03, 0.025, 0.035))]
+    row = one_comparison(records, "sst2", "kd_mcmi", "kd_ce", resamples=200)
+    assert row["n"] == 4 and row["mean"] == pytest.approx(0.0275) and row["low"] > 0
+    assert row["verdict"] == "better" and row["p_holm"] is None  # no family, no multiplicity correction
+    (line,) = verdict_lines([row])
+    assert "uncorrected" in line and "Holm" not in line and "**better**" in line
+    flat = [_rec("sst2", "kd_mcmi", s, 0.70 + d, False) for s, d in enumerate((0.02, -0.03, 0.01, -0.01))]
+    assert one_comparison(records[:4] + flat, "sst2", "kd_mcmi", "kd_ce")["verdict"] == "no difference detected"
+    assert one_comparison(records[:4], "sst2", "kd_mcmi", "kd_ce") is None  # one side has no runs

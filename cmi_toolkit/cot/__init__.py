@@ -20,7 +20,17 @@ from .arithmetic import answers_match, evaluate_expression
 from .data import COT_DIR_ENV, COUNTS, CoTFormatError, load_cot, rationale_of, teacher_answer
 from .evaluation import CHANCE, choice_accuracy, choice_predictions, exact_match, teacher_accuracy
 from .mi import MI_MODES, InfoNCECritic, mi_loss_released, pooled_states
-from .runs import VARIANTS, cot_fingerprint, cot_table, run_cot, run_cot_suite, variant_of
+from .runs import (
+                   VARIANTS,
+                   cot_fingerprint,
+                   cot_table,
+                   headline,
+                   preset_records,
+                   run_cot,
+                   run_cot_suite,
+                   variant_intervals,
+                   variant_of,
+)
 from .trainer import MODES, PRESETS, CoTCollator, CoTConfig, CoTTrainer, build_seq2seq, generate, tokenize_cot
 
 __all__ = [
@@ -29,5 +39,6 @@ __all__ = [
     "MI_MODES", "mi_loss_released", "InfoNCECritic", "pooled_states",
     "MODES", "PRESETS", "CoTConfig", "CoTTrainer", "CoTCollator", "build_seq2seq", "tokenize_cot", "generate",
     "CHANCE", "choice_predictions", "choice_accuracy", "exact_match", "teacher_accuracy",
-    "VARIANTS", "variant_of", "run_cot", "run_cot_suite", "cot_table", "cot_fingerprint",
+    "VARIANTS", "variant_of", "run_cot", "run_cot_suite", "cot_table", "cot_fingerprint", "preset_records",
+    "headline", "variant_intervals",
 ]

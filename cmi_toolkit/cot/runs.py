@@ -19,7 +19,8 @@ from .data import COT_DIR_ENV, load_cot
 from .evaluation import CHANCE, choice_accuracy, choice_predictions, exact_match, teacher_accuracy
 from .trainer import PRESETS, CoTCollator, CoTConfig, CoTTrainer, build_seq2seq, generate, tokenize_cot
 
-__all__ = ["VARIANTS", "run_cot", "run_cot_suite", "cot_table", "cot_fingerprint", "preset_records"]
+__all__ = ["VARIANTS", "run_cot", "run_cot_suite", "cot_table", "cot_fingerprint", "preset_records", "headline",
+           "variant_intervals"]
 
 VARIANTS: dict[str, dict[str, str]] = {
     "label_only": {"mode": "label_only"},
@@ -281,6 +282,32 @@ def _metric(record: dict[str, Any], name: str) -> float:
     return m[name]
 
 
+def headline(records: list[dict[str, Any]]) -> str:
+    """The metric the records are read by: choice accuracy where they have it (CQA since choice ranking), else
+    exact match (SVAMP, and CQA records made before choice ranking)."""
+    return "choice_accuracy" if any("choice_accuracy" in r.get("metrics", {}) for r in records) else "exact_match"
+
+
+def variant_intervals(records: list[dict[str, Any]], metric: str | None = None,
+                      confidence: float = 0.95) -> dict[str, dict[str, float]]:
+    """Per variant (in :data:`VARIANTS` order): ``mean``, ``low``, ``high`` and ``n`` of ``metric`` (default
+    :func:`headline`) over its seeds: mean ± t_{(1+c)/2, n-1} · sd / sqrt(n); a single seed has no width."""
+    import numpy as np
+    from scipy.stats import t as student_t
+
+    metric = metric or headline(records)
+    out = {}
+    for variant in VARIANTS:
+        values = np.array([_metric(r, metric) for r in records if variant_of(r["params"]) == variant], dtype=float)
+        if not len(values):
+            continue
+        half = (student_t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+                if len(values) > 1 else 0.0)
+        out[variant] = {"mean": float(values.mean()), "low": float(values.mean() - half),
+                        "high": float(values.mean() + half), "n": len(values)}
+    return out
+
+
 def cot_table(records: list[dict[str, Any]]) -> str:
     """Markdown: each variant's accuracies (mean ± sd over seeds) and paired 95 % intervals.
 
@@ -296,7 +323,7 @@ def cot_table(records: list[dict[str, Any]]) -> str:
     by: dict[str, dict[int, dict]] = {}
     for r in records:
         by.setdefault(variant_of(r["params"]), {})[r["params"]["seed"]] = r
-    head = "choice_accuracy" if any("choice_accuracy" in r.get("metrics", {}) for r in records) else "exact_match"
+    head = headline(records)
 
     def pct(values):
         a = np.asarray(values, dtype=float)
