@@ -6,18 +6,26 @@ every module headless (papermill, default mode) and :func:`render_course` conver
 nbconvert into ``<out>/<module>.html`` plus ``<out>/index.html``; the committed copy is ``docs/course/``, linked
 from the README. Figures appear as the PNG that
 :func:`cmi_toolkit.viz.show_figure` stores beside each plotly figure (a page that runs no JavaScript still shows
-them); widgets appear as their static figure, as under papermill. Nothing is fetched when a page opens.
+them); widgets appear as their static figure, as under papermill. Text, tables and figures need no network;
+formulas are typeset by MathJax from its CDN when the reader is online and show as TeX source otherwise.
 """
 
 from __future__ import annotations
 
 import html
 import os
+import re
 from pathlib import Path
 
 import nbformat
 
-__all__ = ["render_course", "module_title"]
+__all__ = ["render_course", "module_title", "MATHJAX_CDN"]
+
+#: the template's <script> that loads require.js from a CDN (dropped: the pages show figures as PNG, no widget code)
+REQUIRE_JS = re.compile(r'<script src="https?://[^"]*require(\.min)?\.js"[^>]*></script>\s*')
+#: the one remote resource a page names: MathJax typesets the formulas when the reader is online (offline, they
+#: show as TeX source; text, tables and figures need nothing from a network)
+MATHJAX_CDN = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/"
 
 
 def module_title(nb: nbformat.NotebookNode, fallback: str) -> str:
@@ -50,14 +58,21 @@ def render_course(executed: str | os.PathLike, out: str | os.PathLike) -> list[P
         nb = nbformat.read(path, as_version=4)
         if not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
             raise ValueError(f"{path}: no cell has an output (not executed); execute it with papermill first")
-        body, _ = exporter.from_notebook_node(nb)
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": module_title(nb, path.stem)}})
+        body = REQUIRE_JS.sub("", body)  # the pages run no widget code: nothing needs require.js from a CDN
         page = out / f"{path.stem}.html"
         page.write_text(body, encoding="utf-8")
         pages.append(page)
         links.append(f'<li><a href="{html.escape(page.name)}">{html.escape(module_title(nb, path.stem))}</a></li>')
+    from datetime import date
+
+    from .provenance import cpu_features, cpu_model
+
+    machine = f"{cpu_model()} ({cpu_features().get('cpu_capability', '?')}), {os.cpu_count()} cores, {date.today()}"
     index = out / "index.html"
     index.write_text("<!doctype html><html><head><meta charset='utf-8'><title>cmi_toolkit course</title></head>"
                      "<body><h1>cmi_toolkit: the course, executed</h1><p>Each module as it ran headless in its "
                      "default mode, with its tables, figures and exercise checks (unanswered: the checks say "
-                     "so).</p><ol>" + "".join(links) + "</ol></body></html>\n", encoding="utf-8")
+                     f"so). Rendered on {html.escape(machine)}.</p><ol>" + "".join(links) + "</ol></body></html>\n",
+                     encoding="utf-8")
     return [*pages, index]

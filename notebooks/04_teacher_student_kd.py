@@ -79,7 +79,7 @@ table = pd.DataFrame([{"model": METHOD_LABELS[r["method"]], "score": None if r["
                        "95 % interval": "" if r["diff_low"] is None else f"[{100 * r['diff_low']:+.2f}, {100 * r['diff_high']:+.2f}]",
                        "baseline": "" if r["baseline"] is None else METHOD_LABELS[r["baseline"]],
                        "mechanism": r["mechanism"], "feature CMI": r["feature_cmi"]} for r in rows])
-table.round(3)
+table.round(3).fillna("")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
