@@ -31,7 +31,10 @@ def git_state(repo: str | os.PathLike = _REPO) -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        changed = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        # `make setup` reads notebooks through nbstripout (.gitattributes); in a fresh clone every file is "racily
+        # clean", so a plain status would start that filter once per notebook (seconds): compare raw bytes instead
+        changed = subprocess.run(["git", "-C", str(repo), "-c", "filter.nbstripout.clean=cat", "status", "--porcelain",
+                                  "--untracked-files=no"],
                                  capture_output=True, text=True, timeout=10, check=True).stdout.strip()
         return {"commit": commit, "dirty": bool(changed)}
     except (OSError, subprocess.SubprocessError):

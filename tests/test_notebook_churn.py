@@ -75,3 +75,21 @@ def test_the_committed_notebooks_are_what_the_filter_makes_of_them(tmp_path):
                    check=True)
     for notebook in notebooks:
         assert (tmp_path / notebook.name).read_bytes() == notebook.read_bytes(), f"{notebook.name}: run `make notebooks-sync`"
+
+
+def test_a_records_git_state_does_not_wait_for_the_notebook_filter(tmp_path):
+    """Provenance reads `git status` of the checkout: with the filter set, that must not start nbstripout once per
+    notebook (seconds each on a busy machine, past git_state's timeout, which would record no commit)."""
+    from cmi_toolkit.provenance import git_state
+
+    repo = tmp_path / "clone"
+    (repo / "notebooks").mkdir(parents=True)
+    shutil.copy(REPO / ".gitattributes", repo / ".gitattributes")
+    shutil.copy(REPO / "notebooks" / f"{MODULE}.ipynb", repo / "notebooks" / f"{MODULE}.ipynb")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "course")
+    _git(repo, "config", "filter.nbstripout.clean", "sleep 30; cat")  # a filter far slower than the timeout
+    (repo / "notebooks" / f"{MODULE}.ipynb").touch()  # its stat changed: git looks at the content again
+    state = git_state(repo)
+    assert state["commit"] == _git(repo, "rev-parse", "HEAD").strip() and state["dirty"] is False
