@@ -38,6 +38,27 @@ def module_title(nb: nbformat.NotebookNode, fallback: str) -> str:
     return fallback
 
 
+STYLE = re.compile(r'<style type="text/css">.*?</style>\s*', re.S)
+
+
+def _shared_styles(body: str, out: Path) -> str:
+    """The page with its inline template styles (the same few hundred kB on every page) moved into one
+    ``course-<hash>.css`` beside it, linked from its head."""
+    import hashlib
+
+    styles = "".join(STYLE.findall(body))
+    if not styles:
+        return body
+    name = f"course-{hashlib.sha256(styles.encode()).hexdigest()[:12]}.css"
+    css = out / name
+    if not css.is_file():
+        css.write_text("\n".join(m.strip()[len('<style type="text/css">'):-len("</style>")] for m in STYLE.findall(body)),
+                       encoding="utf-8")
+    first = STYLE.search(body).start()
+    body = STYLE.sub("", body)
+    return body[:first] + f'<link rel="stylesheet" href="{name}">\n' + body[first:]
+
+
 def render_course(executed: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
     """Render every executed module ``<executed>/NN_*.ipynb`` to ``<out>/NN_*.html`` and write ``<out>/index.html``.
 
@@ -60,6 +81,7 @@ def render_course(executed: str | os.PathLike, out: str | os.PathLike) -> list[P
             raise ValueError(f"{path}: no cell has an output (not executed); execute it with papermill first")
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": module_title(nb, path.stem)}})
         body = REQUIRE_JS.sub("", body)  # the pages run no widget code: nothing needs require.js from a CDN
+        body = _shared_styles(body, out)
         page = out / f"{path.stem}.html"
         page.write_text(body, encoding="utf-8")
         pages.append(page)
