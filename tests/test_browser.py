@@ -246,10 +246,12 @@ def test_exercises_in_three_modules_reject_a_wrong_answer_with_its_hint_then_acc
     with _jupyterlab(work, tmp_path) as (base, token), sync_playwright() as p:
         browser, page = _chromium_page(p)
         try:
-            for module, (name, wrong) in WRONG_ANSWERS.items():
-                page.goto(f"{base}/lab/tree/{module}.ipynb?token={token}")
+            for i, (module, (name, wrong)) in enumerate(WRONG_ANSWERS.items()):
+                # a fresh workspace per module: otherwise JupyterLab restores the previous module's tab beside it
+                page.goto(f"{base}/lab/workspaces/module{i}/tree/{module}.ipynb?reset&token={token}")
                 page.locator(".jp-Notebook").wait_for(timeout=60_000)
                 page.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle")).first.wait_for(timeout=90_000)
+                assert page.locator(".jp-NotebookPanel").count() == 1, "another module's tab is open beside it"
                 _type_into_cell(page, f"def {name}(", wrong)
                 no = page.get_by_text(re.compile(rf"✗ {name}: not yet: .*Hint: ")).first
                 no.wait_for(state="attached", timeout=120_000)
