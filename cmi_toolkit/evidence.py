@@ -240,8 +240,10 @@ def random_effects(effects: Sequence[float], std_errors: Sequence[float], confid
 
     Each study (task) i gives an effect e_i with standard error s_i; tau^2 is the between-task variance,
     the pooled mean sum_i w_i e_i / sum_i w_i with w_i = 1 / (s_i^2 + tau^2). Returns the pooled mean,
-    its interval, p, tau^2, I^2 = max(0, (Q - (k - 1)) / Q) (Higgins and Thompson: statsmodels leaves it
-    negative when Q < k - 1) and Cochran's Q with its p-value.
+    its interval, p, tau^2 = max(0, (Q - (k - 1)) / (sum w - sum w^2 / sum w)) with the fixed-effect weights
+    w = 1 / s^2, I^2 = max(0, (Q - (k - 1)) / Q) (Higgins and Thompson) and Cochran's Q with its p-value.
+    statsmodels leaves tau^2 and I^2 negative when Q < k - 1; DerSimonian and Laird truncate tau^2 at 0, where
+    the random-effects estimate is the fixed-effect one (a negative tau^2 would overweight every task).
     """
     from scipy.stats import chi2, norm
     from statsmodels.stats.meta_analysis import combine_effects
@@ -252,10 +254,14 @@ def random_effects(effects: Sequence[float], std_errors: Sequence[float], confid
         raise ValueError("a pooled estimate needs at least two tasks")
     s = np.maximum(s, 1e-9)  # a zero-variance task would take all the weight
     res = combine_effects(e, s ** 2, method_re="dl", alpha=1 - confidence)
-    mean, se = float(res.mean_effect_re), float(res.sd_eff_w_re)
+    tau2 = max(0.0, float(res.tau2))
+    if tau2 > 0:
+        mean, se = float(res.mean_effect_re), float(res.sd_eff_w_re)
+    else:
+        mean, se = float(res.mean_effect_fe), float(res.sd_eff_w_fe)
     z = float(norm.ppf(0.5 + confidence / 2))
     q = float(res.q)
     return {"k": k, "mean": mean, "se": se, "low": mean - z * se, "high": mean + z * se,
-            "p": float(2 * norm.sf(abs(mean / se))) if se > 0 else float("nan"), "tau2": float(res.tau2),
+            "p": float(2 * norm.sf(abs(mean / se))) if se > 0 else float("nan"), "tau2": tau2,
             "i2": max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0, "q": q, "q_p": float(chi2.sf(q, k - 1)),
             "verdict": verdict(mean - z * se, mean + z * se)}

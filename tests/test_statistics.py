@@ -180,8 +180,15 @@ def test_random_effects_equals_dersimonian_laird_by_hand():
     assert out["mean"] == pytest.approx(mean) and out["tau2"] == pytest.approx(tau2)
     assert out["se"] == pytest.approx(math.sqrt(1 / wr.sum()))
     assert out["i2"] == pytest.approx(max(0.0, (q - 3) / q))
-    homogeneous = random_effects(np.array([0.001, 0.0, -0.001, 0.0]), np.array([0.01, 0.01, 0.01, 0.01]))
+    # tasks that agree more than their errors say (Q < k - 1): tau² is truncated at 0 (DerSimonian-Laird), so the
+    # pooled estimate is the fixed-effect one; an untruncated, negative tau² would overweight every task
+    e, s = np.array([0.004, 0.0, -0.002, 0.001]), np.array([0.01, 0.008, 0.02, 0.012])
+    w = 1 / s**2
+    homogeneous = random_effects(e, s)
     assert homogeneous["q"] < 3 and homogeneous["i2"] == 0.0  # I² is a share: never below 0
+    assert homogeneous["tau2"] == 0.0
+    assert homogeneous["mean"] == pytest.approx((w * e).sum() / w.sum())
+    assert homogeneous["se"] == pytest.approx(math.sqrt(1 / w.sum()))
 
 
 def test_bootstrap_refuses_runs_on_different_examples():
