@@ -16,6 +16,10 @@ function) for each run, one after another in this process.
   the driver, and returns its record, the models later runs need, and its log; the driver writes them into the
   store (records atomically under the store's lock, model folders by an atomic rename) and the log into
   ``<results>/logs/<suite>/<key>.log``;
+* where a task's node sees the results folder (this machine, or a folder on shared storage: it finds the marker
+  file the driver put in ``<results>/models``), model folders do not travel through Ray's object store: the
+  scratch store lies in ``<results>/models/.scratch-*``, it links the dependencies' kept models, and the driver
+  renames the model folders it returns into place (``--shared_results no`` always sends the bytes);
 * checkpoints go to ``--checkpoint_dir`` (default ``<results>/checkpoints``): a run whose node died is submitted
   again (up to ``--max_retries`` times) and resumes from its last complete checkpoint when that folder is shared,
   or starts again cleanly when it is not;
@@ -29,9 +33,12 @@ function) for each run, one after another in this process.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,6 +70,9 @@ class EngineArgs:
         "help": "checkpoints while runs train (default <results_dir>/checkpoints); on shared storage a run "
                 "retried on another node resumes"})
     max_retries: int = field(default=2, metadata={"help": "times a run whose worker or node died is submitted again"})
+    shared_results: str = field(default="auto", metadata={
+        "help": "auto: a run on a node that sees the results folder (this machine, or shared storage) moves its "
+                "model into it and links the models it needs; no: models always travel through Ray's object store"})
 
     def __post_init__(self):
         if self.engine not in ENGINES:
@@ -75,6 +85,8 @@ class EngineArgs:
             raise ValueError(f"--gpus_per_run above 1 must be a whole number, got {self.gpus_per_run}")
         if self.max_retries < 0:
             raise ValueError(f"--max_retries must be >= 0, got {self.max_retries}")
+        if self.shared_results not in ("auto", "no"):
+            raise ValueError(f"--shared_results must be auto or no, got {self.shared_results!r}")
 
 
 @dataclass
@@ -177,31 +189,50 @@ def _write_files(folder: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(data)
 
 
+def _shared_models(marker: str | None) -> Path | None:
+    """The results folder's ``models`` folder if this node sees it (the driver's ``marker`` file is there)."""
+    return Path(marker).parent if marker and Path(marker).is_file() else None
+
+
 def train_in_scratch(cfg: RunConfig, glue_dir: str | None, checkpoint_dir: str, suite: str | None,
                      keep_model: bool | None, env: dict[str, str], threads: int, model_only: bool,
-                     *payloads: dict[str, Any]) -> dict[str, Any]:
+                     marker: str | None, *payloads: dict[str, Any]) -> dict[str, Any]:
     """Body of one Ray task: ``execute(cfg)`` in a scratch store holding the dependencies' ``payloads``.
 
     ``model_only``: the run's record is among the payloads but its kept model is not (a fresh clone keeps no
     models): train it again to get the model back, used only if it scores exactly as its record says.
 
-    Returns ``{"key", "records": {key: record}, "models": {key: {file: bytes}}, "log"}``: the records the
-    scratch store gained (the run's own; a dependency whose model had to be re-created adds its model only),
-    the model folders it gained, and everything the run printed.
+    ``marker``: the driver's marker file in ``<results>/models`` (None: models travel as bytes). Where this node
+    sees it, the scratch store lies beside the results folder's models, the dependencies' models are linked
+    from there (their bytes are not fetched) and the new model folders are moved next to their final place.
+
+    Returns ``{"key", "records": {key: record}, "models": {key: {file: bytes}}, "moved": {key: folder name},
+    "log"}``: the records the scratch store gained (the run's own; a dependency whose model had to be re-created
+    adds its model only), the model folders it gained (as bytes, or moved into ``<results>/models/<name>``), and
+    everything the run printed.
     """
     import torch
 
     os.environ.update(env)
     torch.set_num_threads(max(1, threads))
-    with tempfile.TemporaryDirectory(prefix="cmi_toolkit_task_") as tmp, tempfile.TemporaryFile() as log:
+    shared = _shared_models(marker)
+    with tempfile.TemporaryDirectory(prefix=".scratch-" if shared else "cmi_toolkit_task_",
+                                     dir=shared) as tmp, tempfile.TemporaryFile() as log:
         scratch = ResultStore(tmp)
         given: set[str] = set()
         for payload in payloads:
             for key, record in payload["records"].items():
                 scratch.save(key, record)
                 given.add(key)
-            for key, files in payload["models"].items():
-                _write_files(scratch.root / "models" / key, files)
+            for key, (folder, ref) in payload["models"].items():
+                target = scratch.root / "models" / key
+                if shared is not None and (shared / folder / "config.json").is_file():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.symlink_to(shared / folder, target_is_directory=True)
+                else:
+                    import ray
+
+                    _write_files(target, ray.get(ref))
         had_models = {p.name for p in (scratch.root / "models").glob("*")} if (scratch.root / "models").is_dir() else set()
         with _captured(log):
             if model_only:
@@ -216,12 +247,19 @@ def train_in_scratch(cfg: RunConfig, glue_dir: str | None, checkpoint_dir: str, 
                 record = execute(cfg, scratch, glue_dir=glue_dir, progress=False, suite=suite,
                                  keep_model=keep_model, checkpoint_dir=checkpoint_dir)
         records = {p.stem: scratch.load(p.stem) for p in scratch.runs.glob("*.json") if p.stem not in given}
-        models = {p.name: _model_files(p) for p in (scratch.root / "models").glob("*")
-                  if p.is_dir() and p.name not in had_models}
+        new = [p for p in (scratch.root / "models").glob("*")
+               if p.is_dir() and p.name not in had_models and (p / "config.json").is_file()]
+        models, moved = {}, {}
+        for folder in new:
+            if shared is not None:  # next to its final place: the driver renames it there
+                name = f".incoming-{folder.name}-{uuid.uuid4().hex[:12]}"
+                os.replace(folder, shared / name)
+                moved[folder.name] = name
+            else:
+                models[folder.name] = _model_files(folder)
         log.seek(0)
         text = log.read().decode("utf-8", errors="replace")
-    return {"key": record["key"], "records": records, "models": {k: v for k, v in models.items() if v},
-            "log": text}
+    return {"key": record["key"], "records": records, "models": models, "moved": moved, "log": text}
 
 
 @contextmanager
@@ -254,10 +292,39 @@ def run_job(job: Job, env: dict[str, str], threads: int) -> dict[str, Any]:
             record = job.fn(*job.args)
         log.seek(0)
         text = log.read().decode("utf-8", errors="replace")
-    return {"key": job.key, "records": {job.key: record}, "models": {}, "log": text}
+    return {"key": job.key, "records": {job.key: record}, "models": {}, "moved": {}, "log": text}
 
 
 # ---------------------------------------------------------------------------------------------------- driver side
+
+
+def _driver_alive(marker: Path) -> bool:
+    """Whether the driver that wrote ``marker`` ("host pid") may still run: always, unless it ran on this host
+    and its process is gone (a killed driver leaves its marker behind)."""
+    try:
+        host, pid = marker.read_text().split()
+    except (OSError, ValueError):
+        return True
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def _sweep_leftovers(models: Path) -> None:
+    """Remove the scratch stores and half-moved model folders of tasks whose worker died, once no driver is left
+    on this results folder (each running driver keeps an ``.engine-*`` marker there; a dead one's is removed)."""
+    for marker in models.glob(".engine-*"):
+        if _driver_alive(marker):
+            return
+        marker.unlink(missing_ok=True)
+    for leftover in [*models.glob(".scratch-*"), *models.glob(".incoming-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 @dataclass
@@ -291,6 +358,7 @@ class _RayDriver:
         self.nodes: dict[str, _Node] = {}
         self.result = BatchResult(records=[None] * size)
         self._payloads: dict[str, Any] = {}
+        self.marker: Path | None = None  # in <results>/models while the batch runs (shared_results "auto")
         self._finished = 0  # runs this driver saw through (trained, re-created, or finished by another process)
 
     def _name(self, node: _Node) -> str:
@@ -313,26 +381,36 @@ class _RayDriver:
         return _finished(self.store, node.key, self.suite if node.index else None)
 
     def _payload(self, key: str):
-        """The object-store copy of a recorded run's record and model, put once for all the runs that need it."""
+        """The object-store copy of a recorded run's record and model, put once for all the runs that need it.
+
+        The model's bytes are an object of their own inside it, fetched only by a task whose node does not see
+        the results folder; the others link ``<results>/models/<folder>``."""
         import ray
 
         if key not in self._payloads:
-            self._payloads[key] = ray.put(self._read_payload(key))
+            record = self.store.load(key)
+            folder = self.store.file_key(key)
+            files = _model_files(self.store.root / "models" / folder)
+            self._payloads[key] = ray.put({
+                "records": {record["key"]: record} if record else {},
+                "models": {record["key"]: (folder, ray.put(files))} if record and files else {}})
         return self._payloads[key]
 
-    def _read_payload(self, key: str) -> dict[str, Any]:
-        record = self.store.load(key)
-        model = _model_files(self.store.root / "models" / self.store.file_key(key))
-        return {"records": {record["key"]: record} if record else {}, "models": {record["key"]: model} if model else {}}
-
     def _write(self, out: dict[str, Any]) -> None:
+        models = self.store.root / "models"
         for key, files in out["models"].items():
-            final = self.store.root / "models" / key
+            final = models / key
             if (final / "config.json").is_file():
                 continue
-            incoming = self.store.root / "models" / f".incoming-{key}-{os.getpid()}"
+            incoming = models / f".incoming-{key}-{os.getpid()}"
             _write_files(incoming, files)
             os.replace(incoming, final)
+        for key, name in out.get("moved", {}).items():  # a task on a node that sees this folder moved it here
+            final = models / key
+            if (final / "config.json").is_file():
+                shutil.rmtree(models / name, ignore_errors=True)
+            else:
+                os.replace(models / name, final)
         for key, record in out["records"].items():
             self.store.save(key, record)
         logs = self.store.root / "logs" / (self.suite or "batch")
@@ -364,6 +442,10 @@ class _RayDriver:
                 print(f"Ray dashboard: http://{self.result.dashboard}", file=sys.stderr, flush=True)
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
         threads = max(1, int(self.options.cpus_per_run))
+        if self.options.shared_results == "auto":  # a task that sees this file sees the results folder
+            self.marker = self.store.root / "models" / f".engine-{uuid.uuid4().hex}"
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            self.marker.write_text(f"{socket.gethostname()} {os.getpid()}")
         for node in self.nodes.values():
             if self.store.load(node.key) is not None:
                 node.state = "done"
@@ -420,6 +502,9 @@ class _RayDriver:
         finally:
             for node in self.nodes.values():
                 self._release(node)
+            if self.marker is not None:
+                self.marker.unlink(missing_ok=True)
+                _sweep_leftovers(self.marker.parent)
             bar.close()
             if started_here:
                 ray.shutdown()
@@ -482,7 +567,7 @@ class _RunDriver(_RayDriver):
         payloads = [self._payload(d) for d in node.deps + ([node.key] if node.model_only else [])]
         return self._remote(train_in_scratch, node).remote(
             node.cfg, self.glue_dir, self.checkpoint_dir, self.suite, self.keep_model if node.index else True, env,
-            threads, node.model_only, *payloads)
+            threads, node.model_only, str(self.marker) if self.marker else None, *payloads)
 
 
 class _JobDriver(_RayDriver):

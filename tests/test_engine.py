@@ -99,10 +99,62 @@ def test_ray_gives_the_local_records_and_writes_each_once(cluster, fixture_data,
     # the driver wrote the models later runs need and one log per run; the scratch stores are gone
     kept = {p.name for p in (store.root / "models").iterdir() if not p.name.startswith(".")}
     assert kept == {k for k, r in got.items() if r["params"]["method"] == "ce"}
+    assert not [p.name for p in (store.root / "models").iterdir() if p.name.startswith(".")]  # no scratch, marker
     assert len(list((store.root / "logs" / "tiny").glob("*.log"))) == 6
     # a second call trains nothing
     again = run_batch(_runs(fixture_data["model"]), store, fixture_data["glue"], options, progress=False)
     assert again.trained == 0 and again.already == 6
+
+
+def test_models_travel_as_bytes_where_the_results_folder_is_not_seen(cluster, fixture_data, local_records):
+    """``--shared_results no``: teachers' models reach their students, and kept models the driver, through Ray's
+    object store; the records are those of the local engine all the same."""
+    c, _ = cluster
+    store = ResultStore(fixture_data["root"] / "bytes")
+    options = EngineArgs(engine="ray", ray_address=c.address, shared_results="no")
+    runs = _runs(fixture_data["model"], seeds=(0,), methods=("ce", "kd_ce"))
+    result = run_batch(runs, store, fixture_data["glue"], options, progress=False)
+    assert not result.failed and result.trained == 2
+    for key, record in _records(store).items():
+        assert _metrics(record) == _metrics(local_records[key]), key
+    (kept,) = [p for p in (store.root / "models").iterdir()]
+    assert (kept / "config.json").is_file() and not kept.is_symlink()
+
+
+def test_a_task_that_sees_the_results_folder_moves_its_model_instead_of_sending_it(fixture_data, tmp_path):
+    from cmi_toolkit.engine import train_in_scratch
+
+    (cfg,) = _runs(fixture_data["model"], seeds=(0,), methods=("ce",))
+    models = tmp_path / "results" / "models"
+    models.mkdir(parents=True)
+    marker = models / ".engine-test"
+    marker.write_text("host 1")
+    args = (cfg, fixture_data["glue"], str(tmp_path / "ck"), None, None, {}, 1, False)
+    seen = train_in_scratch(*args, str(marker))
+    assert seen["models"] == {} and list(seen["moved"]) == [seen["key"]]
+    assert (models / seen["moved"][seen["key"]] / "config.json").is_file()
+    assert not list(models.glob(".scratch-*"))  # the scratch store, in the results folder, is gone
+    unseen = train_in_scratch(*args, str(tmp_path / "elsewhere" / ".engine-test"))  # another machine's path
+    assert unseen["moved"] == {} and "config.json" in unseen["models"][unseen["key"]]
+
+
+def test_leftovers_of_dead_tasks_go_once_no_driver_is_left(tmp_path):
+    import socket
+
+    from cmi_toolkit.engine import _sweep_leftovers
+
+    models = tmp_path / "models"
+    (models / ".scratch-abc" / "runs").mkdir(parents=True)
+    (models / ".incoming-k-123").mkdir()
+    (models / "kept").mkdir()
+    live = models / ".engine-live"
+    live.write_text(f"{socket.gethostname()} {os.getpid()}")
+    _sweep_leftovers(models)
+    assert (models / ".scratch-abc").is_dir()  # a driver still runs: its tasks may be using them
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    live.write_text(f"{socket.gethostname()} {dead.stdout.strip()}")  # that driver was killed
+    _sweep_leftovers(models)
+    assert sorted(p.name for p in models.iterdir()) == ["kept"]
 
 
 def test_a_dead_node_loses_no_run_and_duplicates_none(cluster, fixture_data, local_records):
