@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -106,11 +107,18 @@ def save_figure(fig, name: str, figures_dir: str | os.PathLike = "figures", png:
     browser = _chromium()
     if png and browser:
         os.environ.setdefault("BROWSER_PATH", browser)
-        try:
-            fig.write_image(str(folder / f"{name}.png"), width=900, height=500)
-            out["png"] = folder / f"{name}.png"
-        except Exception:  # noqa: BLE001 - no kaleido or no Chromium: HTML is the always-written format
-            pass
+        error: Exception | None = None
+        for _ in range(2):  # kaleido's Chromium can time out on a busy machine: once more before giving up
+            try:
+                fig.write_image(str(folder / f"{name}.png"), width=900, height=500)
+                out["png"] = folder / f"{name}.png"
+                break
+            except Exception as exc:  # noqa: BLE001 - kaleido's errors have no common base
+                error = exc
+        else:
+            first = (str(error).strip().splitlines() or [""])[0][:200]
+            warnings.warn(f"{folder / name}.png not written ({type(error).__name__}: {first}); the HTML is",
+                          stacklevel=2)
     return out
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from cmi_toolkit.widgets import LambdaExplorer, interactive, progress_callback, show_sweep
@@ -160,3 +162,30 @@ def test_the_figure_always_shows_the_current_selection(monkeypatch):
     assert len(out.cleared) == rendered + 1  # one render after training, with the new model
     mean = next(t for t in explorer.figure.data if t.mode == "lines+markers")
     assert len(mean.x) == 4 and "<td>3</td>" in explorer.summary.value
+
+
+class _Figure:
+    """A plotly figure stand-in whose PNG export fails ``failures`` times (kaleido timing out), then works."""
+
+    def __init__(self, failures: int):
+        self.failures = failures
+
+    def to_html(self, **kwargs) -> str:
+        return "<html></html>"
+
+    def write_image(self, path: str, **kwargs) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("Kaleido timed out\nmore lines")
+        Path(path).write_bytes(b"png")
+
+
+def test_a_figure_whose_png_export_fails_once_gets_its_png_and_one_that_always_fails_says_so(tmp_path, monkeypatch):
+    from cmi_toolkit.viz import save_figure
+
+    monkeypatch.setenv("BROWSER_PATH", "/usr/bin/chromium")
+    out = save_figure(_Figure(failures=1), "flaky", tmp_path)
+    assert out["png"].read_bytes() == b"png"
+    with pytest.warns(UserWarning, match=r"broken\.png not written \(RuntimeError: Kaleido timed out"):
+        out = save_figure(_Figure(failures=5), "broken", tmp_path)
+    assert "png" not in out and out["html"].is_file()
