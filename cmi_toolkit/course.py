@@ -39,6 +39,15 @@ def module_title(nb: nbformat.NotebookNode, fallback: str) -> str:
 
 
 STYLE = re.compile(r'<style type="text/css">.*?</style>\s*', re.S)
+#: the random element ids nbconvert gives widget outputs (uuid4): renamed in page order, so a page renders the same
+UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\b")
+
+
+def _stable_ids(body: str, stem: str) -> str:
+    """Every uuid4 in ``body`` replaced by ``<stem>-<n>`` (n: order of first appearance; each uuid keeps one name,
+    so an element and the script that finds it still match): the same notebook renders to the same bytes."""
+    names: dict[str, str] = {}
+    return UUID.sub(lambda m: names.setdefault(m.group(0), f"{stem}-{len(names) + 1}"), body)
 
 
 def _shared_styles(body: str, out: Path) -> str:
@@ -82,6 +91,7 @@ def render_course(executed: str | os.PathLike, out: str | os.PathLike) -> list[P
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": module_title(nb, path.stem)}})
         body = REQUIRE_JS.sub("", body)  # the pages run no widget code: nothing needs require.js from a CDN
         body = _shared_styles(body, out)
+        body = _stable_ids(body, path.stem)
         page = out / f"{path.stem}.html"
         page.write_text(body, encoding="utf-8")
         pages.append(page)

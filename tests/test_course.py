@@ -44,3 +44,25 @@ def test_the_committed_course_copy_shows_every_module_from_its_default_run():
         assert not re.search(r"<pre>\s*" + re.escape(SMOKE_BANNER), page), f"{module}: rendered from a smoke run"
         remote = re.findall(r"<(?:script|link|img)[^>]+(?:src|href)=\"(https?://[^\"]+)", page)
         assert all(url.startswith(MATHJAX_CDN) for url in remote), f"{module}: needs a network for {remote}"
+
+
+def test_a_module_renders_to_the_same_bytes_each_time(tmp_path):
+    """nbconvert names widget outputs by random uuids; the pages rename them, so `make course` rewrites no page
+    whose notebook did not change (and an element and the script that finds it still share their name)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("explorer")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": "60106e24", "version_major": 2, "version_minor": 0},
+        "text/plain": "LambdaExplorer()"})]
+    nb.cells = [nbformat.v4.new_markdown_cell("# 00 · A module"), cell]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "version_minor": 0,
+        "state": {"60106e24": {"model_name": "LayoutModel", "model_module": "@jupyter-widgets/base",
+                               "model_module_version": "2.0.0", "state": {}}}}}
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    nbformat.write(nb, executed / "00_module.ipynb")
+    first, second = (render_course(executed, tmp_path / name)[0].read_text(encoding="utf-8") for name in "ab")
+    assert first == second
+    assert "getElementById('00_module-1')" in first and 'id="00_module-1"' in first
