@@ -94,11 +94,11 @@ def render(spec: str, root: str | Path = REPO) -> str:
 
 def _verdicts(records: list[dict[str, Any]], spec: dict[str, Any]) -> str:
     """One line per comparison of the suite's family (:mod:`cmi_toolkit.verdicts`), then the pooled estimates."""
-    from .verdicts import _p, _pts, family_verdicts, pooled, verdict_lines
+    from .verdicts import _p, _pts, family_verdicts, not_counted, pooled, verdict_lines
 
     rows = family_verdicts(records, spec)
     lines = _progress(records, spec) + verdict_lines(rows)
-    pools = pooled(rows, exclude=tuple((spec.get("plan") or {}).get("excluded") or ()))
+    pools = pooled(rows, exclude=not_counted(spec))
     for question, pool in pools.items():
         lines.append(f"- pooled over {', '.join(pool['tasks'])}, {question} (random effects): {_pts(pool['mean'])} "
                      f"points [{_pts(pool['low'])}, {_pts(pool['high'])}], p {_p(pool['p'])}, I² "

@@ -422,10 +422,10 @@ def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, o
     atomic_write_text(paths["csv"], buf.getvalue())
     title = title or f"GLUE dev results, suite {suite}"
     from .plan import plan_lines, plan_status
-    from .verdicts import family_table, family_verdicts, pooled
+    from .verdicts import family_table, family_verdicts, not_counted, pooled
 
     fam = family_verdicts(records, spec)
-    pools = pooled(fam, exclude=tuple((spec.get("plan") or {}).get("excluded") or ()))
+    pools = pooled(fam, exclude=not_counted(spec))
     extra = ["", "## The family of comparisons", "",
              "Each comparison is paired by seed. Two intervals: over seeds (paired t: training randomness, the dev "
              "set held fixed) and over seeds and dev examples (a paired bootstrap that resamples both, the same "

@@ -171,6 +171,17 @@ def family_verdicts(records: list[dict[str, Any]], spec: dict[str, Any], alpha: 
     return rows
 
 
+#: tasks no pooled estimate counts unless a suite's plan says otherwise: WNLI's dev set is adversarial to its
+#: training set (every model at or below the majority class), so pooling it measures that, not the method
+NOT_COUNTED = {"wnli": "dev set adversarial to its training set: every model at or below the majority class"}
+
+
+def not_counted(spec: dict[str, Any]) -> tuple[str, ...]:
+    """The tasks a suite's pooled estimates leave out: its plan's ``excluded``, else the kit's :data:`NOT_COUNTED`."""
+    excluded = (spec.get("plan") or {}).get("excluded")
+    return tuple(NOT_COUNTED if excluded is None else excluded)
+
+
 def pooled(rows: list[dict[str, Any]], exclude: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     """Per question: the random-effects pooled Δ across tasks (two or more tasks with a comparison)."""
     from .evidence import random_effects

@@ -196,3 +196,16 @@ def test_bootstrap_refuses_runs_on_different_examples():
     b = Predictions(np.array([0, 1]), np.array([0, 0]), np.ones(2), "d2")
     with pytest.raises(PredictionsError, match="different examples"):
         paired_bootstrap([a], [b], "accuracy", 2)
+
+
+def test_a_suite_without_a_plan_pools_no_wnli_and_a_plan_decides_for_itself():
+    """WNLI's dev set is adversarial to its training set: a pooled estimate over it would measure that (the old cpu
+    suite pooled +16 WNLI points into a "better"), so suites leave it out unless their plan says otherwise."""
+    from cmi_toolkit.verdicts import not_counted, pooled
+
+    rows = [{"question": "q", "task": t, "n": 3, "mean": m, "se": 0.01} for t, m in
+            (("sst2", 0.0), ("mrpc", 0.005), ("wnli", 0.16))]
+    assert not_counted({}) == ("wnli",)
+    assert pooled(rows, exclude=not_counted({}))["q"]["tasks"] == ["sst2", "mrpc"]
+    assert not_counted({"plan": {"excluded": {}}}) == ()  # a plan that counts every task
+    assert pooled(rows, exclude=not_counted({"plan": {"excluded": {}}}))["q"]["tasks"] == ["sst2", "mrpc", "wnli"]
