@@ -38,7 +38,7 @@ def module_title(nb: nbformat.NotebookNode, fallback: str) -> str:
     return fallback
 
 
-STYLE = re.compile(r'<style type="text/css">.*?</style>\s*', re.S)
+STYLE = re.compile(r'<style type="text/css">(.*?)</style>\s*', re.S)
 #: the random element ids nbconvert gives widget outputs (uuid4): renamed in page order, so a page renders the same
 UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\b")
 
@@ -55,15 +55,14 @@ def _shared_styles(body: str, out: Path) -> str:
     ``course-<hash>.css`` beside it, linked from its head."""
     import hashlib
 
-    styles = "".join(STYLE.findall(body))
-    if not styles:
+    matches = list(STYLE.finditer(body))
+    if not matches:
         return body
-    name = f"course-{hashlib.sha256(styles.encode()).hexdigest()[:12]}.css"
+    name = f"course-{hashlib.sha256(''.join(m.group(0) for m in matches).encode()).hexdigest()[:12]}.css"
     css = out / name
     if not css.is_file():
-        css.write_text("\n".join(m.strip()[len('<style type="text/css">'):-len("</style>")] for m in STYLE.findall(body)),
-                       encoding="utf-8")
-    first = STYLE.search(body).start()
+        css.write_text("\n".join(m.group(1).strip() for m in matches), encoding="utf-8")
+    first = matches[0].start()
     body = STYLE.sub("", body)
     return body[:first] + f'<link rel="stylesheet" href="{name}">\n' + body[first:]
 

@@ -311,8 +311,8 @@ def _driver_alive(marker: Path) -> bool:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, ValueError):
-        return True
+    except (PermissionError, ValueError):  # another user's process, or a marker that names no pid
+        pass
     return True
 
 
@@ -398,19 +398,16 @@ class _RayDriver:
 
     def _write(self, out: dict[str, Any]) -> None:
         models = self.store.root / "models"
+        incoming = dict(out.get("moved", {}))  # a task on a node that sees this folder moved them next to it
         for key, files in out["models"].items():
-            final = models / key
-            if (final / "config.json").is_file():
-                continue
-            incoming = models / f".incoming-{key}-{os.getpid()}"
-            _write_files(incoming, files)
-            os.replace(incoming, final)
-        for key, name in out.get("moved", {}).items():  # a task on a node that sees this folder moved it here
-            final = models / key
-            if (final / "config.json").is_file():
+            if not (models / key / "config.json").is_file():
+                incoming[key] = f".incoming-{key}-{os.getpid()}"
+                _write_files(models / incoming[key], files)
+        for key, name in incoming.items():  # into place by one rename; a model already there stays
+            if (models / key / "config.json").is_file():
                 shutil.rmtree(models / name, ignore_errors=True)
             else:
-                os.replace(models / name, final)
+                os.replace(models / name, models / key)
         for key, record in out["records"].items():
             self.store.save(key, record)
         logs = self.store.root / "logs" / (self.suite or "batch")
