@@ -167,6 +167,38 @@ def test_predictions_are_added_from_a_kept_model_without_retraining(tmp_path, ti
     assert add_predictions(damaged, store, glue).startswith("metrics ['accuracy'] differ")
 
 
+@pytest.mark.slow
+def test_predictions_of_a_run_trained_again_are_added_only_when_they_are_the_records(tmp_path, tiny_model_dir):
+    """--retrain on another instruction set: an fp32 run trained again whose accuracy is identical and whose CMIs
+    moved only by kernel rounding (1e-7 relative) gives the record its predictions, naming the gap; CMIs 1 %
+    off, or predictions that do not give the record's headline metric, add nothing."""
+    import shutil
+
+    from cmi_toolkit.experiments import _scored_from_block, add_predictions, execute
+
+    from .test_training import _cfg, _easy_sst2
+
+    glue = str(_easy_sst2(tmp_path / "glue"))
+    store = ResultStore(tmp_path / "res")
+    rec = execute(_cfg(tiny_model_dir, method="ce"), store, glue_dir=glue, progress=False)
+    shutil.rmtree(store.root / "models" / rec["key"])  # no kept model: only training it again can help
+    original = rec.pop("predictions")
+    metrics = rec["metrics"]
+    scratch = ResultStore(tmp_path / "scratch")
+    off = {**rec, "metrics": {**metrics, "feature_cmi": metrics["feature_cmi"] * 1.01}}
+    assert add_predictions(off, store, glue, scratch).startswith("metrics ['feature_cmi'] differ")
+    assert "predictions" not in off
+    rounded = {**rec, "metrics": {**metrics, "feature_cmi": metrics["feature_cmi"] * (1 + 1e-7)}}
+    said = add_predictions(rounded, store, glue, scratch)
+    assert said.startswith("added from the retrained on") and "feature_cmi within 1.0e-07" in said, said
+    kept = store.load(rec["key"])
+    assert kept["predictions"] == original and kept["predictions_rounding_gap"] == pytest.approx(1e-7, rel=1e-3)
+    assert not (store.root / "models" / rec["key"]).exists()  # not the record's model to the digit: not kept
+    assert _scored_from_block(original, "accuracy", rec) is None
+    flipped = {**original, "pred": ("1" if original["pred"][0] == "0" else "0") + original["pred"][1:]}
+    assert _scored_from_block(flipped, "accuracy", rec) is not None
+
+
 def _fp32_spec(**fp32):
     """A suite in bf16 whose amendment moves some runs (``fp32``) to fp32."""
     from cmi_toolkit.schemas import validate_suite
