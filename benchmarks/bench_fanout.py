@@ -15,9 +15,13 @@ their clock starts): paid once per batch, it is reported apart from the cost per
   against the local engine at 2 threads. On 2 cores expect parity.
 
 Every layout's accuracies must equal those of the local layout with its thread count (checked and printed).
-Run it on an otherwise idle machine: ratios from one run of this script.
+Run it on an otherwise idle machine: ratios from one run of this script. ``--rounds R`` runs every layout R times,
+interleaved, and reports medians and the Ray engine's overhead in every round, so the spread between rounds shows
+how much of a difference is the machine's run-to-run variation.
 
     CMI_TOOLKIT_GLUE_DIR=../shared/data/glue python benchmarks/bench_fanout.py
+    CMI_TOOLKIT_GLUE_DIR=../shared/data/glue python benchmarks/bench_fanout.py --rounds 3 \
+        --layouts "local, 1 thread;ray, 1 node x 1 CPU"
 """
 
 from __future__ import annotations
@@ -120,6 +124,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--train_samples", type=int, default=480)
     parser.add_argument("--layouts", default=";".join(LAYOUTS), help="';'-separated layout names")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="times every layout runs, interleaved (round 1 of every layout, then round 2, ...); "
+                             "the table shows each layout's median and the overhead each round's paired difference")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--results", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -132,26 +139,28 @@ def main() -> None:
     unknown = [n for n in names if n not in LAYOUTS]
     if unknown:
         raise SystemExit(f"--layouts: unknown {unknown}; choose from {list(LAYOUTS)}")
-    out = {}
+    rounds: dict[str, list[dict]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="bench_fanout_") as tmp:
-        for name in names:
-            done = subprocess.run([sys.executable, __file__, "--worker", name, "--runs", str(args.runs),
-                                   "--train_samples", str(args.train_samples), "--results",
-                                   str(Path(tmp) / name.replace(" ", "_").replace(",", ""))],
-                                  capture_output=True, text=True)
-            if done.returncode:
-                raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-            out[name] = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"{name}: {out[name]['wall_s']:.0f} s", file=sys.stderr, flush=True)
+        for k in range(args.rounds):
+            for name in names:
+                done = subprocess.run([sys.executable, __file__, "--worker", name, "--runs", str(args.runs),
+                                       "--train_samples", str(args.train_samples), "--results",
+                                       str(Path(tmp) / f"{k}_{name.replace(' ', '_').replace(',', '')}")],
+                                      capture_output=True, text=True)
+                if done.returncode:
+                    raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+                rounds[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                print(f"round {k + 1}, {name}: {rounds[name][-1]['wall_s']:.0f} s", file=sys.stderr, flush=True)
+    out = {name: _median(rs) for name, rs in rounds.items()}
     from cmi_toolkit.provenance import cpu_model
 
     print(f"\n{args.runs} CE runs of MiniLM-L6 on SST-2 ({args.train_samples} examples, 1 epoch, 200 dev examples); "
-          f"{cpu_model()}, {os.cpu_count()} cores; each layout timed whole (Ray's start included).\n")
+          f"{cpu_model()}, {os.cpu_count()} cores; each layout timed whole (Ray's start included); "
+          f"{args.rounds} interleaved round(s), medians.\n")
     print("| layout | wall (s) | of which engine start (s) | runs per hour | speed vs local, 2 threads | "
           "sum of the runs' training time (s) | threads per run | accuracies equal to local at its thread count |")
     print("|---|---|---|---|---|---|---|---|")
     base = out.get("local, 2 threads")
-    ref = out.get("local, 1 thread")
     local = [r for name, r in out.items() if LAYOUTS[name]["engine"] == "local"]
     for name, r in out.items():
         vs = f"{base['wall_s'] / r['wall_s']:.2f}x" if base else "–"
@@ -160,14 +169,30 @@ def main() -> None:
         print(f"| {name} | {r['wall_s']:.0f} | {r['start_s']:.0f} | {3600 * args.runs / r['wall_s']:.0f} | {vs} | "
               f"{r['train_s']:.0f} | "
               f"{','.join(map(str, r['threads']))} | {same} |")
-    one = out.get("ray, 1 node x 1 CPU")
-    if ref and one:
-        per_run = (one["wall_s"] - one["start_s"] - ref["wall_s"]) / args.runs
-        print(f"\nRay engine, one run at a time with one thread, against the local engine: {per_run:+.1f} s per run "
-              f"({100 * per_run * args.runs / ref['wall_s']:+.1f} % of a run) once Ray is up, plus {one['start_s']:.0f} s "
-              f"to start Ray once per batch ({100 * (one['wall_s'] / ref['wall_s'] - 1):+.1f} % over these "
-              f"{args.runs} runs in all).")
+    if rounds.get("local, 1 thread") and rounds.get("ray, 1 node x 1 CPU"):
+        print(overhead(rounds["local, 1 thread"], rounds["ray, 1 node x 1 CPU"], args.runs))
 
+
+def _median(results: list[dict]) -> dict:
+    """The round whose wall time is the median of a layout's rounds (the lower one of an even count)."""
+    ordered = sorted(results, key=lambda r: r["wall_s"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def overhead(local: list[dict], ray: list[dict], runs: int) -> str:
+    """The Ray engine's cost per run once Ray is up, one run at a time with one thread, from each round's pair:
+    (Ray's wall - its engine start - local's wall) / runs, split into slower training (the runs' summed training
+    time) and the engine's own work (the rest)."""
+    rounds = sorted(({"per_run": (r["wall_s"] - r["start_s"] - lo["wall_s"]) / runs,
+                      "train": (r["train_s"] - lo["train_s"]) / runs, "run_s": lo["wall_s"] / runs,
+                      "start": r["start_s"]} for lo, r in zip(local, ray, strict=True)), key=lambda d: d["per_run"])
+    m = rounds[(len(rounds) - 1) // 2]  # the round with the median cost
+    each = ", ".join(f"{d['per_run']:+.1f}" for d in rounds)
+    spread = f" (rounds: {each} s)" if len(rounds) > 1 else ""
+    return (f"\nRay engine, one run at a time with one thread, against the local engine: {m['per_run']:+.1f} s per run"
+            f"{spread}, {100 * m['per_run'] / m['run_s']:+.1f} % of a {m['run_s']:.0f}-s run, once Ray is up; of which "
+            f"{m['train']:+.1f} s slower training and {m['per_run'] - m['train']:+.1f} s the engine's own work; "
+            f"plus {m['start']:.0f} s to start Ray and its worker once per batch.")
 
 if __name__ == "__main__":
     main()

@@ -358,6 +358,7 @@ class _RayDriver:
         self.nodes: dict[str, _Node] = {}
         self.result = BatchResult(records=[None] * size)
         self._payloads: dict[str, Any] = {}
+        self._functions: dict[Any, Any] = {}
         self.marker: Path | None = None  # in <results>/models while the batch runs (shared_results "auto")
         self._finished = 0  # runs this driver saw through (trained, re-created, or finished by another process)
 
@@ -370,7 +371,9 @@ class _RayDriver:
     def _remote(self, fn, node: _Node):
         import ray
 
-        return ray.remote(fn).options(num_cpus=self.options.cpus_per_run, num_gpus=self.options.gpus_per_run,
+        if fn not in self._functions:  # one remote function per body: Ray exports it to the cluster once
+            self._functions[fn] = ray.remote(fn)
+        return self._functions[fn].options(num_cpus=self.options.cpus_per_run, num_gpus=self.options.gpus_per_run,
                                       max_retries=0, name=self._name(node))
 
 
