@@ -253,7 +253,8 @@ def random_effects(effects: Sequence[float], std_errors: Sequence[float], confid
     if k < 2:
         raise ValueError("a pooled estimate needs at least two tasks")
     s = np.maximum(s, 1e-9)  # a zero-variance task would take all the weight
-    res = combine_effects(e, s ** 2, method_re="dl", alpha=1 - confidence)
+    with np.errstate(invalid="ignore"):  # statsmodels takes the root of a negative tau^2's variance; unused then
+        res = combine_effects(e, s ** 2, method_re="dl", alpha=1 - confidence)
     tau2 = max(0.0, float(res.tau2))
     if tau2 > 0:
         mean, se = float(res.mean_effect_re), float(res.sd_eff_w_re)

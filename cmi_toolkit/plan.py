@@ -160,8 +160,10 @@ def plan_status(spec: dict[str, Any], suite_file: str | Path | None, records: li
     if commit:
         later, earlier, unknown = 0, 0, 0
         for r in records:
-            # a run made again with identical metrics (to add its predictions) counts from its reproduction
-            c = (r.get("reproduced") or r.get("provenance") or {}).get("commit")
+            # a run made again with identical metrics (to add its predictions) counts from its reproduction; one
+            # that matched only up to another instruction set's rounding still counts from its first making
+            again = None if r.get("predictions_rounding_gap") else r.get("reproduced")
+            c = (again or r.get("provenance") or {}).get("commit")
             ok = _is_ancestor(commit, c, repo) if c else None
             if ok is True:
                 later += 1

@@ -68,6 +68,15 @@ def render(spec: str, root: str | Path = REPO) -> str:
         spec = load_suite(words[1])
         records, _ = suite_records(ResultStore(root / "results"), spec)
         return _verdicts(records, spec)
+    if words[0] == "answer" and len(words) == 2:
+        from .reproduce import load_suite, suite_records
+        from .verdicts import answers, family_verdicts, not_counted, pooled
+
+        spec = load_suite(words[1])
+        records, _ = suite_records(ResultStore(root / "results"), spec)
+        rows = family_verdicts(records, spec)
+        _, complete = _progress(records, spec, root)
+        return "\n".join(answers(rows, pooled(rows, exclude=not_counted(spec)), partial=not complete))
     if words[0] == "equivalence" and len(words) == 2:
         from .reproduce import load_suite, suite_records
         from .verdicts import equivalence, equivalence_lines
@@ -87,7 +96,8 @@ def render(spec: str, root: str | Path = REPO) -> str:
         store = ResultStore(root / "results" / "search")
         parts = ["\n".join(search_table(json.loads(p.read_text(encoding="utf-8")), store)) for p in found if p.is_file()]
         return "\n\n".join(parts) if parts else f"- no {words[2]} search of suite {words[1]} has finished yet."
-    raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'verdict SUITE', 'equivalence SUITE', "
+    raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'verdict SUITE', 'answer SUITE', "
+                     "'equivalence SUITE', "
                      "'search SUITE KIND', 'presets TASK', 'lab' or "
                      "'cot DATASET PRESET [key=value ...]'")
 
@@ -97,7 +107,7 @@ def _verdicts(records: list[dict[str, Any]], spec: dict[str, Any]) -> str:
     from .verdicts import _p, _pts, family_verdicts, not_counted, pooled, verdict_lines
 
     rows = family_verdicts(records, spec)
-    lines = _progress(records, spec) + verdict_lines(rows)
+    lines = _progress(records, spec)[0] + verdict_lines(rows)
     pools = pooled(rows, exclude=not_counted(spec))
     for question, pool in pools.items():
         lines.append(f"- pooled over {', '.join(pool['tasks'])}, {question} (random effects): {_pts(pool['mean'])} "
@@ -106,10 +116,11 @@ def _verdicts(records: list[dict[str, Any]], spec: dict[str, Any]) -> str:
     return "\n".join(lines) if lines else "- no comparison in these records yet."
 
 
-def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = REPO) -> list[str]:
-    """For a planned suite: how much of its program is recorded (a partial table says it is partial)."""
+def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = REPO) -> tuple[list[str], bool]:
+    """For a planned suite: how much of its program is recorded (a partial table says it is partial), and
+    whether all of it is."""
     if not spec.get("plan"):
-        return []
+        return [], True
     from .reproduce import suite_runs
     from .search import search_file
 
@@ -134,11 +145,11 @@ def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = 
     before = f"; {pre['before_plan']} of the recorded runs were made before the plan's commit" \
         if pre and pre["before_plan"] else ""
     complete = done == len(planned) and all_searched
-    return [f"- status: {done} of the {len(planned)} runs planned so far are recorded"
+    return ([f"- status: {done} of the {len(planned)} runs planned so far are recorded"
             + (f"; {', '.join(searches)}" if searches else "") + before
             + ("" if complete else " — **partial**: the lines below use what is recorded, and runs that wait for a "
                "search are not yet planned") + "."] + ([
-        f"- uninformative searches: {', '.join(blind)}: {UNINFORMATIVE}."] if blind else [])
+        f"- uninformative searches: {', '.join(blind)}: {UNINFORMATIVE}."] if blind else [])), complete
 
 
 def _lab(results_dir: Path) -> str:

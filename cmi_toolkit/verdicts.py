@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["QUESTIONS", "runs_by_task_method", "precision", "baseline_runs", "mechanism_results", "family", "compare", "one_comparison", "family_verdicts", "pooled", "verdict_lines", "family_table"]
+__all__ = ["QUESTIONS", "runs_by_task_method", "precision", "baseline_runs", "mechanism_results", "family", "compare", "one_comparison", "family_verdicts", "pooled", "verdict_lines", "family_table", "answers"]
 
 # (method, baseline, the question's words, the run whose mechanism check answers for the method)
 QUESTIONS = (("cmi", "ce", "CMI-minimised − CE", "cmi"),
@@ -211,6 +211,62 @@ def _mcnemar_text(mc: list[dict[str, Any]] | None) -> str:
     sig = [m for m in mc if m["p"] < 0.05]
     up = sum(m["method_only"] > m["baseline_only"] for m in sig)
     return f"{len(sig)}/{len(mc)} seeds p<0.05 ({up} for the method, {len(sig) - up} against)"
+
+
+#: the question a baseline's comparisons answer together, and how each method's arm is named in the answer
+ANSWERS = {"ce": "Does minimising CMI give a better fine-tuned model than cross-entropy alone?",
+           "kd_ce": "Does a CMI-maximised (MCMI) teacher give a better distilled student than a CE teacher?"}
+ARM_WORDS = {"cmi": "with the kit's default settings", "cmi_tuned": "with settings chosen per task on held-out "
+             "training data", "kd_mcmi": "from the MCMI teacher chosen by its student's held-out score"}
+MECHANISM_WORDS = {"cmi": "the model's CMI ended below its CE twin's", "cmi_tuned": "the model's CMI ended below "
+                   "its CE twin's", "mcmi": "the teacher's CMI ended above its CE twin's"}
+
+
+def _arm_answer(rows: list[dict[str, Any]], pool: dict[str, Any] | None) -> str:
+    """One arm's part of an answer: which tasks came out better or worse (Δ and interval), the rest, the
+    smallest and largest MDE80, the pooled estimate and the mechanism checks."""
+    done = [r for r in rows if r["n"] >= 2]
+    named = [f"{r['verdict']} on {r['task']} ({_pts(r['mean'])} points [{_pts(r['low'])}, {_pts(r['high'])}])"
+             for r in done if r["verdict"] in ("better", "worse")]
+    rest = [r["task"] for r in done if r["verdict"] not in ("better", "worse")]
+    if rest:
+        named.append(f"no difference detected on {'any of ' if len(rest) == len(done) > 1 else ''}{', '.join(rest)}")
+    text = "; ".join(named) or "no comparison yet"
+    notes = []
+    mdes = [r["t"]["mde80"] for r in done if r.get("t")]
+    if mdes:
+        low, high = min(mdes), max(mdes)
+        notes.append(f"these seeds could detect about ±{_pts(low, False)}"
+                     + (f" to ±{_pts(high, False)}" if high > low else "") + " points")
+    if pool is not None:
+        notes.append(f"pooled {_pts(pool['mean'])} points [{_pts(pool['low'])}, {_pts(pool['high'])}], "
+                     f"{pool['verdict']}")
+    passed, checked = sum(r["mechanism"][0] for r in done), sum(r["mechanism"][1] for r in done)
+    if checked:
+        what = MECHANISM_WORDS.get(done[0]["mechanism_of"], "the mechanism check held")
+        notes.append(f"{what} in {passed} of {checked} runs")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def answers(rows: list[dict[str, Any]], pools: dict[str, dict[str, Any]], partial: bool = False) -> list[str]:
+    """The suite's answer to each question of its family, one sentence each, from its verdict rows (Holm-adjusted
+    verdicts) and pooled estimates; ``partial`` says so where the program is not complete."""
+    lines = []
+    for base in dict.fromkeys(r["baseline"] for r in rows):
+        mine = [r for r in rows if r["baseline"] == base]
+        arms = list(dict.fromkeys(r["method"] for r in mine))
+        said = [(f"{ARM_WORDS.get(m, m)}, " if len(arms) > 1 or m in ARM_WORDS else "")
+                + _arm_answer([r for r in mine if r["method"] == m],
+                              pools.get(next(r["question"] for r in mine if r["method"] == m)))
+                for m in arms]
+        question = ANSWERS.get(base, f"{', '.join(arms)} against {base}?")
+        lines.append(f"- **{question}** {'So far (partial): ' if partial else ''}"
+                     f"{_capital('; '.join(said))}.")
+    return lines
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def verdict_lines(rows: list[dict[str, Any]]) -> list[str]:

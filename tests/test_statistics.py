@@ -209,3 +209,26 @@ def test_a_suite_without_a_plan_pools_no_wnli_and_a_plan_decides_for_itself():
     assert pooled(rows, exclude=not_counted({}))["q"]["tasks"] == ["sst2", "mrpc"]
     assert not_counted({"plan": {"excluded": {}}}) == ()  # a plan that counts every task
     assert pooled(rows, exclude=not_counted({"plan": {"excluded": {}}}))["q"]["tasks"] == ["sst2", "mrpc", "wnli"]
+
+
+def test_the_answer_names_every_better_or_worse_task_and_says_no_difference_only_for_the_rest():
+    """The README's two-sentence answer is the family's verdicts: a task judged better (or worse) is named with
+    its interval, the others are 'no difference detected', and a partial program says so."""
+    from cmi_toolkit.verdicts import answers
+
+    def row(task, verdict, mean, method="cmi", base="ce"):
+        return {"task": task, "method": method, "baseline": base, "question": method, "mechanism_of": method,
+                "n": 5, "verdict": verdict, "mean": mean, "low": mean - 0.02, "high": mean + 0.02,
+                "t": {"mde80": 0.01}, "mechanism": (5, 5)}
+
+    nothing = [row("sst2", "no difference detected", 0.001), row("rte", "no difference detected", 0.01)]
+    (line,) = answers(nothing, {})
+    assert "no difference detected on any of sst2, rte" in line and "better" not in line.split("**")[-1]
+    assert "10 of 10 runs" in line and "±1.00 points" in line
+    mixed = [row("sst2", "no difference detected", 0.001), row("rte", "better", 0.03),
+             row("mrpc", "kd", 0.0, method="kd_mcmi", base="kd_ce")]
+    first, second = answers(mixed, {"cmi": {"mean": 0.01, "low": -0.01, "high": 0.03,
+                                            "verdict": "no difference detected"}}, partial=True)
+    assert "better on rte (+3.00 points [+1.00, +5.00])" in first and "no difference detected on sst2" in first
+    assert "any of" not in first and "pooled +1.00 points [-1.00, +3.00]" in first and "So far (partial)" in first
+    assert "MCMI" in second and "mrpc" in second

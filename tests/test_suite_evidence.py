@@ -61,6 +61,10 @@ def test_plan_commit_and_whether_it_precedes_the_runs(tmp_path):
     # a run made again after the plan (identical metrics, to add its predictions) counts from its reproduction
     records[0]["reproduced"] = {"commit": after}
     assert plan_status(spec, suite, records, repo)["precedes"]["before_plan"] == 0
+    # ... but not when it matched only up to kernel rounding on another instruction set
+    records[0]["predictions_rounding_gap"] = 2e-6
+    assert plan_status(spec, suite, records, repo)["precedes"]["before_plan"] == 1
+    del records[0]["predictions_rounding_gap"]
     records.append({"params": {"task": "rte", "seed": 12}, "headline_metric": "accuracy", "provenance": {"commit": after}})
     devs = plan_status(spec, suite, records, repo)["deviations"]
     assert any("beyond the plan's maximum" in d for d in devs) and any("rte" in d for d in devs)
