@@ -191,7 +191,8 @@ def overhead(local: list[dict], ray: list[dict], runs: int) -> str:
     spread = f" (rounds: {each} s)" if len(rounds) > 1 else ""
     return (f"\nRay engine, one run at a time with one thread, against the local engine: {m['per_run']:+.1f} s per run"
             f"{spread}, {100 * m['per_run'] / m['run_s']:+.1f} % of a {m['run_s']:.0f}-s run, once Ray is up; of which "
-            f"{m['train']:+.1f} s slower training and {m['per_run'] - m['train']:+.1f} s the engine's own work; "
+            f"{m['train']:+.1f} s in the runs' training time and {m['per_run'] - m['train']:+.1f} s the engine's own "
+            f"work; "
             f"plus {m['start']:.0f} s to start Ray and its worker once per batch.")
 
 if __name__ == "__main__":

@@ -97,11 +97,25 @@ show_figure(fig, "06_glue_summary", figures_dir)
 
 # %%
 from cmi_toolkit.plan import plan_lines, plan_status
-from cmi_toolkit.verdicts import family_table, family_verdicts, pooled
+from cmi_toolkit.verdicts import family_table, family_verdicts, not_counted, pooled
 
 family = family_verdicts(records, spec)
-pools = pooled(family, exclude=tuple((spec.get("plan") or {}).get("excluded") or ()))
+pools = pooled(family, exclude=not_counted(spec))
 Markdown("\n".join(family_table(family, pools) + [""] + plan_lines(plan_status(spec, spec.get("_file"), records))))
+
+# %% [markdown]
+# ### The answer in one sentence per question
+#
+# The README states the suite's answer to each question in one sentence, generated from these same verdicts: the
+# tasks that came out better or worse (with the interval the verdict used), the others as "no difference
+# detected", the smallest effect the seeds could detect (MDE80), the pooled estimate and the mechanism checks.
+# Read it against the table above: every clause is one of its rows or its pooled line. (While a suite's runs are
+# not all recorded, the README adds "so far (partial)".)
+
+# %%
+from cmi_toolkit.verdicts import answers
+
+Markdown("\n".join(answers(family, pools)))
 
 # %% [markdown]
 # ## The forest plot
