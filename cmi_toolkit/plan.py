@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Plan", "SeedPlan", "parse_plan", "plan_commit", "plan_status", "plan_lines", "fp32_run", "fp32_from_rung",
+__all__ = ["Plan", "SeedPlan", "parse_plan", "plan_commit", "plan_status", "plan_lines", "stopping_lines", "fp32_run", "fp32_from_rung",
            "PAIR"]
 
 PAIR = " (fp32 pair)"
@@ -187,13 +187,36 @@ def plan_status(spec: dict[str, Any], suite_file: str | Path | None, records: li
     budget = next((a for a in reversed(status["amendments"]) if a.get("budget_machine_hours")), None)
     if budget:  # an amendment counts the budget in hours of the whole machine: core-hours / its cores
         status["machine_hours"] = status["core_hours"] / budget["machine_cores"]
-        if status["machine_hours"] > budget["budget_machine_hours"]:
+        status["over_budget"] = status["machine_hours"] > budget["budget_machine_hours"]
+        if status["over_budget"]:
             status["deviations"].append(f"{status['machine_hours']:.2f} machine hours spent, over the amended "
                                         f"budget of {budget['budget_machine_hours']:g}")
     elif plan.budget_cpu_hours and status["cpu_hours"] > plan.budget_cpu_hours:
+        status["over_budget"] = True
         status["deviations"].append(f"{status['cpu_hours']:.2f} CPU hours spent, over the plan's "
                                     f"{plan.budget_cpu_hours:g}")
     return status
+
+
+def stopping_lines(status: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """What the plan's stopping rule asks of the recorded comparisons (``rows``: the family's verdict rows): those
+    whose MDE80 exceeds the plan's target get seeds up to the plan's maximum, but only while the recorded time
+    is under the budget."""
+    plan: Plan | None = status["plan"]
+    if plan is None or not plan.target_mde:
+        return []
+    over = [(r, r["t"]["mde80"], plan.target(r["task"])) for r in rows
+            if r.get("t") and plan.target(r["task"]) is not None and r["t"]["mde80"] > plan.target(r["task"])
+            and r["n"] < plan.seeds.max]
+    if not over:
+        return ["- stopping rule: every comparison's MDE80 is within its target (or at the maximum of seeds): "
+                "no seeds to add"]
+    named = "; ".join(f"{r['task']} {r['question']} (MDE80 {100 * m:.2f} > {100 * t:g} points, {r['n']} seeds)"
+                      for r, m, t in over)
+    then = ("the recorded time is over the budget, so the rule adds none: these stay at the seeds they have"
+            if status.get("over_budget") else
+            f"the rule adds seeds up to {plan.seeds.max} to these, cheapest task first, while the budget lasts")
+    return [f"- stopping rule: MDE80 above its target in {named}; {then}"]
 
 
 def plan_lines(status: dict[str, Any]) -> list[str]:

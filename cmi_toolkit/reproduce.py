@@ -421,7 +421,7 @@ def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, o
     paths = {"csv": out_dir / f"summary_{suite}.csv", "md": out_dir / f"summary_{suite}.md"}
     atomic_write_text(paths["csv"], buf.getvalue())
     title = title or f"GLUE dev results, suite {suite}"
-    from .plan import plan_lines, plan_status
+    from .plan import plan_lines, plan_status, stopping_lines
     from .verdicts import family_table, family_verdicts, not_counted, pooled
 
     fam = family_verdicts(records, spec)
@@ -446,7 +446,8 @@ def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, o
                   (f"Uninformative: {', '.join(blind)}: {UNINFORMATIVE}." if blind else
                    "Every finished search had runs that were not degenerate at its last budget.")
                   + " The search tables (README, `results/search/<suite>/`) count each candidate's degenerate runs."]
-    extra += ["", "## Plan", ""] + plan_lines(plan_status(spec, spec.get("_file"), records))
+    status = plan_status(spec, spec.get("_file"), records)
+    extra += ["", "## Plan", ""] + plan_lines(status) + stopping_lines(status, fam)
     atomic_write_text(paths["md"], "\n".join(summary_markdown(rows, title, ignored, extra)) + "\n")
     if figures_dir is not None:
         paths["figure"] = _figure(rows, Path(figures_dir), title, f"glue_summary_{suite}")

@@ -91,17 +91,20 @@ show_figure(fig, "06_glue_summary", figures_dir)
 # The verdict takes the wider of the two. **MDE80** is the smallest true difference that these seeds would detect
 # four times out of five: when the interval straddles 0 *and* the MDE80 is small (say 0.4 points), the data rule out
 # any effect worth having; when MDE80 is large, "no difference detected" says only that the seeds were too few.
+# The plan's stopping rule acts on exactly that: its last line below names the comparisons whose MDE80 is above
+# the plan's target and says whether the budget leaves room to give them more seeds.
 # A suite asks several questions at once, and with ten tests at 5 % one false "better" is likely; **Holm**
 # multiplies the smallest p by 10, the next by 9, ... (keeping the order), so the whole family's chance of any
 # false verdict stays under 5 %. The plan, committed before the runs, fixes the family in advance.
 
 # %%
-from cmi_toolkit.plan import plan_lines, plan_status
+from cmi_toolkit.plan import plan_lines, plan_status, stopping_lines
 from cmi_toolkit.verdicts import family_table, family_verdicts, not_counted, pooled
 
 family = family_verdicts(records, spec)
 pools = pooled(family, exclude=not_counted(spec))
-Markdown("\n".join(family_table(family, pools) + [""] + plan_lines(plan_status(spec, spec.get("_file"), records))))
+status = plan_status(spec, spec.get("_file"), records)
+Markdown("\n".join(family_table(family, pools) + [""] + plan_lines(status) + stopping_lines(status, family)))
 
 # %% [markdown]
 # ### The answer in one sentence per question

@@ -70,6 +70,24 @@ def test_plan_commit_and_whether_it_precedes_the_runs(tmp_path):
     assert any("beyond the plan's maximum" in d for d in devs) and any("rte" in d for d in devs)
 
 
+def test_the_stopping_rule_names_the_comparisons_over_their_target_and_adds_seeds_only_within_budget():
+    from cmi_toolkit.plan import parse_plan, stopping_lines
+
+    plan = parse_plan({"plan": {**PLAN, "target_mde": {"default": 0.01, "cola": 0.03}}})
+
+    def row(task, mde, n=5):
+        return {"task": task, "question": "q", "n": n, "t": {"mde80": mde}}
+
+    rows = [row("sst2", 0.004), row("cola", 0.038), row("rte", 0.037), row("mrpc", 0.02, n=10)]
+    (line,) = stopping_lines({"plan": plan, "over_budget": False}, rows)
+    assert "cola q (MDE80 3.80 > 3 points" in line and "rte q" in line and "adds seeds up to 10" in line
+    assert "sst2" not in line and "mrpc" not in line  # within target; at the maximum of seeds
+    (line,) = stopping_lines({"plan": plan, "over_budget": True}, rows)
+    assert "over the budget, so the rule adds none" in line
+    (line,) = stopping_lines({"plan": plan}, rows[:1])
+    assert "no seeds to add" in line
+
+
 def test_tuned_arm_follows_the_search_and_is_skipped_when_it_equals_the_defaults(tmp_path):
     spec = load_suite("cpu_verdict")
     tasks = ["rte"]
