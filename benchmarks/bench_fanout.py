@@ -151,7 +151,7 @@ def main() -> None:
                     raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
                 rounds[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
                 print(f"round {k + 1}, {name}: {rounds[name][-1]['wall_s']:.0f} s", file=sys.stderr, flush=True)
-    out = {name: _median(rs) for name, rs in rounds.items()}
+    out = {name: _median(rs, "wall_s") for name, rs in rounds.items()}
     from cmi_toolkit.provenance import cpu_model
 
     print(f"\n{args.runs} CE runs of MiniLM-L6 on SST-2 ({args.train_samples} examples, 1 epoch, 200 dev examples); "
@@ -173,27 +173,25 @@ def main() -> None:
         print(overhead(rounds["local, 1 thread"], rounds["ray, 1 node x 1 CPU"], args.runs))
 
 
-def _median(results: list[dict]) -> dict:
-    """The round whose wall time is the median of a layout's rounds (the lower one of an even count)."""
-    ordered = sorted(results, key=lambda r: r["wall_s"])
-    return ordered[(len(ordered) - 1) // 2]
+def _median(results: list[dict], key: str) -> dict:
+    """The round whose ``key`` is the median of the rounds (the lower one of an even count)."""
+    return sorted(results, key=lambda r: r[key])[(len(results) - 1) // 2]
 
 
 def overhead(local: list[dict], ray: list[dict], runs: int) -> str:
     """The Ray engine's cost per run once Ray is up, one run at a time with one thread, from each round's pair:
     (Ray's wall - its engine start - local's wall) / runs, split into slower training (the runs' summed training
     time) and the engine's own work (the rest)."""
-    rounds = sorted(({"per_run": (r["wall_s"] - r["start_s"] - lo["wall_s"]) / runs,
-                      "train": (r["train_s"] - lo["train_s"]) / runs, "run_s": lo["wall_s"] / runs,
-                      "start": r["start_s"]} for lo, r in zip(local, ray, strict=True)), key=lambda d: d["per_run"])
-    m = rounds[(len(rounds) - 1) // 2]  # the round with the median cost
-    each = ", ".join(f"{d['per_run']:+.1f}" for d in rounds)
+    rounds = [{"per_run": (r["wall_s"] - r["start_s"] - lo["wall_s"]) / runs,
+               "train": (r["train_s"] - lo["train_s"]) / runs, "run_s": lo["wall_s"] / runs,
+               "start": r["start_s"]} for lo, r in zip(local, ray, strict=True)]
+    m = _median(rounds, "per_run")
+    each = ", ".join(f"{d['per_run']:+.1f}" for d in sorted(rounds, key=lambda d: d["per_run"]))
     spread = f" (rounds: {each} s)" if len(rounds) > 1 else ""
     return (f"\nRay engine, one run at a time with one thread, against the local engine: {m['per_run']:+.1f} s per run"
             f"{spread}, {100 * m['per_run'] / m['run_s']:+.1f} % of a {m['run_s']:.0f}-s run, once Ray is up; of which "
             f"{m['train']:+.1f} s in the runs' training time and {m['per_run'] - m['train']:+.1f} s the engine's own "
-            f"work; "
-            f"plus {m['start']:.0f} s to start Ray and its worker once per batch.")
+            f"work; plus {m['start']:.0f} s to start Ray and its worker once per batch.")
 
 if __name__ == "__main__":
     main()

@@ -164,8 +164,7 @@ def paired_bootstrap(method: Sequence[Any], baseline: Sequence[Any], metric: str
         a = metric_from_counts(metric, confusion_counts(labels, method[s].pred, num_classes, weights))
         b = metric_from_counts(metric, confusion_counts(labels, baseline[s].pred, num_classes, weights))
         diff[:, s] = a - b
-        observed[s] = (metric_from_counts(metric, confusion_counts(labels, method[s].pred, num_classes))
-                       - metric_from_counts(metric, confusion_counts(labels, baseline[s].pred, num_classes)))
+        observed[s] = method[s].score(metric, num_classes) - baseline[s].score(metric, num_classes)
     seeds = rng.integers(0, n, size=(resamples, n))
     deltas = np.take_along_axis(diff, seeds, axis=1).mean(1)
     alpha = 1 - confidence

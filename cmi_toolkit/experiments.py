@@ -710,16 +710,12 @@ def _rounding_gap(metrics: dict[str, Any], record: dict[str, Any], differs: list
 
 def _scored_from_block(block: dict[str, Any], metric: str | None, record: dict[str, Any]) -> float | None:
     """``metric`` computed from a predictions block when it differs from the record's (None: it agrees)."""
-    import numpy as np
-
-    from .predictions import confusion_counts, decode_predictions, metric_from_counts
+    from .predictions import decode_predictions
 
     if metric not in (record.get("metrics") or {}) or metric not in ("accuracy", "f1", "matthews_correlation"):
         return None
-    p = decode_predictions(block, f"record {record.get('key')}")
-    k = int(max(p.labels.max(initial=0), p.pred.max(initial=0))) + 1
-    value = float(metric_from_counts(metric, confusion_counts(p.labels, p.pred, max(k, 2))))
-    return None if np.isclose(value, record["metrics"][metric], rtol=0, atol=1e-9) else value
+    value = decode_predictions(block, f"record {record.get('key')}").score(metric)
+    return None if abs(value - record["metrics"][metric]) <= 1e-9 else value
 
 
 def _differing_metrics(metrics: dict[str, Any], record: dict[str, Any]) -> list[str]:

@@ -49,6 +49,12 @@ class Predictions:
     def __len__(self) -> int:
         return int(self.labels.size)
 
+    def score(self, metric: str, num_classes: int | None = None) -> float:
+        """``metric`` (accuracy, f1 or matthews_correlation) of these predictions, from their confusion counts;
+        ``num_classes`` defaults to the classes seen (at least 2)."""
+        k = num_classes or max(2, int(max(self.labels.max(initial=0), self.pred.max(initial=0))) + 1)
+        return float(metric_from_counts(metric, confusion_counts(self.labels, self.pred, k)))
+
 
 def _digits(values: np.ndarray) -> str:
     return "".join(map(str, values.tolist()))

@@ -218,8 +218,8 @@ ANSWERS = {"ce": "Does minimising CMI give a better fine-tuned model than cross-
            "kd_ce": "Does a CMI-maximised (MCMI) teacher give a better distilled student than a CE teacher?"}
 ARM_WORDS = {"cmi": "with the kit's default settings", "cmi_tuned": "with settings chosen per task on held-out "
              "training data", "kd_mcmi": "from the MCMI teacher chosen by its student's held-out score"}
-MECHANISM_WORDS = {"cmi": "the model's CMI ended below its CE twin's", "cmi_tuned": "the model's CMI ended below "
-                   "its CE twin's", "mcmi": "the teacher's CMI ended above its CE twin's"}
+#: what a passed mechanism check means, by the run it checks (a CMI-minimised model otherwise)
+MECHANISM_WORDS = {"mcmi": "the teacher's CMI ended above its CE twin's"}
 
 
 def _arm_answer(rows: list[dict[str, Any]], pool: dict[str, Any] | None) -> str:
@@ -243,7 +243,7 @@ def _arm_answer(rows: list[dict[str, Any]], pool: dict[str, Any] | None) -> str:
                      f"{pool['verdict']}")
     passed, checked = sum(r["mechanism"][0] for r in done), sum(r["mechanism"][1] for r in done)
     if checked:
-        what = MECHANISM_WORDS.get(done[0]["mechanism_of"], "the mechanism check held")
+        what = MECHANISM_WORDS.get(done[0]["mechanism_of"], "the model's CMI ended below its CE twin's")
         notes.append(f"{what} in {passed} of {checked} runs")
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
@@ -253,12 +253,12 @@ def answers(rows: list[dict[str, Any]], pools: dict[str, dict[str, Any]], partia
     verdicts) and pooled estimates; ``partial`` says so where the program is not complete."""
     lines = []
     for base in dict.fromkeys(r["baseline"] for r in rows):
-        mine = [r for r in rows if r["baseline"] == base]
-        arms = list(dict.fromkeys(r["method"] for r in mine))
+        arms: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            if r["baseline"] == base:
+                arms.setdefault(r["method"], []).append(r)
         said = [(f"{ARM_WORDS.get(m, m)}, " if len(arms) > 1 or m in ARM_WORDS else "")
-                + _arm_answer([r for r in mine if r["method"] == m],
-                              pools.get(next(r["question"] for r in mine if r["method"] == m)))
-                for m in arms]
+                + _arm_answer(mine, pools.get(mine[0]["question"])) for m, mine in arms.items()]
         question = ANSWERS.get(base, f"{', '.join(arms)} against {base}?")
         lines.append(f"- **{question}** {'So far (partial): ' if partial else ''}"
                      f"{_capital('; '.join(said))}.")
