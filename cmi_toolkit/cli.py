@@ -212,9 +212,31 @@ def _scored(args, labelled: bool = True) -> tuple[list[dict], object, str]:
     return rows, task, name
 
 
+def check_output(output: str | None, inputs: list[str | None], option: str = "--output") -> None:
+    """Refuse, before any work, an output that is a folder, or that is (or links to) an input file or lies inside an
+    input folder: the output is written atomically and would replace what it read."""
+    if not output:
+        return
+    out = Path(output).expanduser()
+    if out.is_dir():
+        raise ValueError(f"{option} {output}: is a folder; name a file to write")
+    target = out.resolve()
+    for given in inputs:
+        if not given:
+            continue
+        src = Path(given).expanduser()
+        if not src.exists():
+            continue
+        src = src.resolve()
+        if target == src or (src.is_dir() and src in target.parents):
+            raise ValueError(f"{option} {output}: would replace the input {given}; name another file (inputs are "
+                             "never overwritten)")
+
+
 def cmd_evaluate(argv: list[str]) -> int:
     """Score models (run keys or folders) on any labelled file: metrics, CMI, predictions; two: paired comparison."""
     (args,) = _parser(EvaluateArgs).parse_args_into_dataclasses(argv)
+    check_output(args.output, [args.data, *(_split(args.model, name="--model") or []), args.glue_dir])
     t0 = time.perf_counter()
     rows, task, name = _scored(args)
     metric = task.metric_names[0]
@@ -263,6 +285,7 @@ def cmd_predict(argv: list[str]) -> int:
         raise ValueError("predict needs --data (the rows) and --output (a .tsv for the predictions)")
     if len(_split(args.model, name="--model") or []) != 1:
         raise ValueError("predict takes one --model")
+    check_output(args.output, [args.data, args.model])
     rows, task, _ = _scored(args, labelled=False)
     import torch
 
@@ -568,6 +591,7 @@ def cmd_measure(argv: list[str]) -> int:
     from .information import measure
 
     data, model_args, margs = _parser((DataArgs, ModelArgs, MeasureArgs)).parse_args_into_dataclasses(argv)
+    check_output(margs.output, [model_args.model, getattr(data, "glue_dir", None)])
     task, ds, tokenizer, model, tok = _load(data, model_args)
     split = margs.split or task.validation_splits[0]
     if split not in tok:
@@ -588,10 +612,13 @@ def cmd_measure(argv: list[str]) -> int:
 
 @dataclass
 class CoTArgs:
-    dataset: str = field(default="cqa", metadata={"help": "cqa or svamp"})
-    preset: str = field(default="cpu", metadata={"help": "cpu (a pipeline check: offline minilm2minilm, 1000 examples), gpu (DSS schedule: batch 64, 4000 steps, checkpoint by held-out score), gpu2ep (the earlier 2-epoch GPU preset) or paper (t5-base)"})
+    dataset: str = field(default="cqa", metadata={"help": "cqa, esnli or svamp"})
+    preset: str = field(default="cpu", metadata={"help": "cpu (the CPU student: shared MiniLM encoder, label head, rationale decoder; cqa and esnli), cpu_seq2seq (the old seq2seq pipeline check), gpu (DSS schedule: batch 64, 4000 steps, checkpoint by held-out score), gpu2ep (the earlier 2-epoch GPU preset) or paper (t5-base)"})
     modes: str = field(default="label_only,dss,dss_mi,dss_mi_var", metadata={"help": "comma-separated: label_only, dss, dss_mi (released L_MI), dss_mi_var (variational InfoNCE bound)"})
     seeds: str = field(default="0,1,2", metadata={"help": "comma-separated seeds"})
+    suite: str | None = field(default=None, metadata={"help": "a CoT verdict suite (e.g. cot_verdict, or a suite YAML): runs every planned run not yet recorded, then writes its report"})
+    datasets: str | None = field(default=None, metadata={"help": "with --suite: comma-separated subset of its datasets"})
+    report_only: bool = field(default=False, metadata={"help": "with --suite: write the report from the records, train nothing"})
     cot_dir: str | None = field(default=None, metadata={"help": "CoT data folder; default $CMI_TOOLKIT_COT_DIR"})
     results_dir: str = field(default="results/cot", metadata={"help": "result store of the CoT runs"})
     max_train_samples: int | None = field(default=None, metadata={"help": "override the preset's training subset"})
@@ -599,20 +626,32 @@ class CoTArgs:
     epochs: float | None = field(default=None, metadata={"help": "override the preset's epochs"})
     beta: float | None = field(default=None, metadata={"help": "override the MI weight"})
     mask_padding: bool | None = field(default=None, metadata={"help": "override: leave padding out of the MI max-pool"})
+    bf16: bool | None = field(default=None, metadata={"help": "bf16 autocast; default: on for the cpu preset where the CPU has native bf16, else off"})
+
+
+def _native_bf16() -> bool:
+    from .provenance import cpu_features
+
+    return bool(cpu_features().get("cpu_bf16"))
 
 
 def cmd_cot(argv: list[str]) -> int:
-    """Chain-of-thought distillation: label-only vs DSS vs DSS+MI on CQA or SVAMP over seeds."""
+    """Chain-of-thought distillation: label-only vs DSS vs DSS+MI on CQA, e-SNLI or SVAMP over seeds, or a suite."""
     from .cot import cot_table, run_cot_suite
     from .engine import EngineArgs
     from .results import atomic_write_text
 
     args, engine = _parser((CoTArgs, EngineArgs)).parse_args_into_dataclasses(argv)
-    overrides = {k: getattr(args, k) for k in ("max_train_samples", "max_eval_samples", "epochs", "beta", "mask_padding")
+    if args.suite:
+        return _cot_suite(args, engine)
+    overrides = {k: getattr(args, k) for k in ("max_train_samples", "max_eval_samples", "epochs", "beta", "mask_padding",
+                                               "bf16")
                  if getattr(args, k) is not None}
-    if args.preset == "cpu":
-        print("preset cpu: a pipeline check on 2 CPU cores; its numbers are not meaningful (use --preset gpu)",
-              file=sys.stderr)
+    if args.preset == "cpu" and args.bf16 is None:
+        overrides["bf16"] = _native_bf16()
+    if args.preset == "cpu_seq2seq":
+        print("preset cpu_seq2seq: a pipeline check on 2 CPU cores; its numbers are not meaningful (use --preset cpu "
+              "for the CPU student, or gpu)", file=sys.stderr)
     seeds = _split(args.seeds, int, "--seeds")
     modes = _split(args.modes, name="--modes")
     if seeds is None or modes is None:
@@ -622,6 +661,28 @@ def cmd_cot(argv: list[str]) -> int:
     table = cot_table(records)
     atomic_write_text(f"{args.results_dir}/summary_{args.dataset}_{args.preset}.md", table + "\n")
     print(table)
+    return 0
+
+
+def _cot_suite(args: CoTArgs, engine) -> int:
+    """``cot --suite``: the suite's missing runs (unless --report_only), then its report and forest plot."""
+    from .cot.suite import cot_report, load_cot_suite, run_cot_verdict
+
+    spec = load_cot_suite(args.suite)
+    results = spec["results_dir"] if args.results_dir == "results/cot" else args.results_dir
+    datasets = _split(args.datasets, name="--datasets")
+    if datasets:
+        unknown = [d for d in datasets if d not in spec["datasets"]]
+        if unknown:
+            raise ValueError(f"--datasets: {unknown} not in suite {spec['suite']} (it has {', '.join(spec['datasets'])})")
+    if not args.report_only:
+        if spec["common"].get("bf16") and not _native_bf16():
+            raise ValueError(f"suite {spec['suite']} trains under bf16 autocast, but this CPU has no native bf16 "
+                             "(lscpu shows no avx512_bf16), where bf16 is tens of times slower: run it on a CPU with "
+                             "native bf16, or amend the plan (fp32 runs paired within their precision)")
+        run_cot_verdict(spec, args.cot_dir, results, engine=engine, datasets=datasets)
+    out = cot_report(spec, args.cot_dir, results, figures_dir="figures")
+    print(Path(out["md"]).read_text(encoding="utf-8"))
     return 0
 
 

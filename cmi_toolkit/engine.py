@@ -132,22 +132,41 @@ def run_jobs(jobs: list[Job], store: ResultStore, options: EngineArgs | None = N
     started = time.perf_counter()
     result = BatchResult(records=[])
     store.check_writable()
-    bar = tqdm(jobs, desc=desc, unit="run", disable=not progress)
-    for job in bar:
-        bar.set_postfix_str(job.name)
-        record = store.load(job.key)
-        if record is None:
-            with store.run_lock(job.key):
-                record = store.load(job.key)  # another process may have made it while this one waited
-                if record is None:
-                    record = job.fn(*job.args)
-                    store.save(job.key, record)
-                    result.trained += 1
-                else:
-                    result.already += 1
-        else:
-            result.already += 1
-        result.records.append(record)
+    from filelock import Timeout
+
+    # a run another process is training is passed over and awaited at the end, so two identical commands share
+    # a batch (each run trained once) instead of the second waiting on the first's every run
+    made: dict[str, dict[str, Any]] = {}
+    later: list[Job] = []
+    bar = tqdm(total=len(jobs), desc=desc, unit="run", disable=not progress)
+    for job, blocking in [(j, False) for j in jobs] + [(None, True)]:
+        todo = later if blocking else [job]
+        for j in list(todo):
+            bar.set_postfix_str(j.name)
+            record = store.load(j.key)
+            if record is None:
+                lock = store.run_lock(j.key)
+                try:
+                    lock.acquire(timeout=-1 if blocking else 0)
+                except Timeout:
+                    later.append(j)
+                    continue
+                try:
+                    record = store.load(j.key)  # another process may have made it while this one waited
+                    if record is None:
+                        record = j.fn(*j.args)
+                        store.save(j.key, record)
+                        result.trained += 1
+                    else:
+                        result.already += 1
+                finally:
+                    lock.release()
+            else:
+                result.already += 1
+            made[j.key] = record
+            bar.update()
+    bar.close()
+    result.records = [made[j.key] for j in jobs]
     result.wall_s = time.perf_counter() - started
     return result
 

@@ -684,7 +684,10 @@ def _lend_kept_dependencies(cfg: RunConfig, store: ResultStore, scratch: ResultS
 def _load_saved(path: Path):
     from transformers import AutoModelForSequenceClassification
 
-    return AutoModelForSequenceClassification.from_pretrained(str(path))
+    from .models import check_model_folder
+
+    check_model_folder(path)
+    return AutoModelForSequenceClassification.from_pretrained(str(path), trust_remote_code=False)
 
 
 #: metrics a re-created run must match to the last digit before its predictions join the original record

@@ -70,9 +70,13 @@ def resolve_model(model_id: str) -> str:
     try:
         from huggingface_hub import snapshot_download
 
-        return snapshot_download(model_id, local_files_only=True, allow_patterns=["*.json", "*.txt", "*.safetensors", "*.bin", "*.model"])
+        cached = snapshot_download(model_id, local_files_only=True,
+                                   allow_patterns=["*.json", "*.txt", "*.safetensors", "*.bin", "*.model"])
     except Exception:  # noqa: BLE001 - not cached: fall through to the hub
-        pass
+        cached = None
+    if cached is not None:
+        check_model_folder(cached)
+        return cached
     require_hub(
         f"Model {model_id!r}",
         f"Pass a local model folder, or the offline default '{DEFAULT_MODEL}' "
@@ -108,6 +112,21 @@ def safetensors_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
+def refuse_remote_code(config: dict, where: str | os.PathLike) -> None:
+    """No code from a model folder runs: a config with ``auto_map`` (it names Python files of the folder) or a
+    ``model_type`` transformers does not know (only the folder's own code could build it) is refused in one line,
+    before transformers could ask on standard input whether to run that code."""
+    from transformers import CONFIG_MAPPING
+
+    if config.get("auto_map"):
+        raise ValueError(f"{where}: its auto_map names the folder's own Python code, which the kit never runs "
+                         "(trust_remote_code is off); use a model whose architecture transformers ships")
+    if config.get("model_type") not in CONFIG_MAPPING:
+        raise ValueError(f"{where}: model_type {config.get('model_type')!r} is not one transformers knows, so only "
+                         "the folder's own code could build it, which the kit never runs; use a model transformers "
+                         "ships (e.g. bert)")
+
+
 def check_model_folder(path: str | os.PathLike, tokenizer: bool = False) -> dict:
     """Refuse (one line naming the file and the fix) a model folder transformers would misread: a
     ``config.json`` that is not a JSON mapping with a ``model_type``, no weights or truncated weights, or no
@@ -128,6 +147,7 @@ def check_model_folder(path: str | os.PathLike, tokenizer: bool = False) -> dict
     if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
         got = "a mapping without model_type" if isinstance(config, dict) else f"a JSON {type(config).__name__}"
         raise ValueError(f"{config_path}: holds {got}, not a transformers config; {resave}")
+    refuse_remote_code(config, config_path)
     weights = [name for name in WEIGHT_FILES if (path / name).is_file()]
     if not weights:
         raise FileNotFoundError(f"{path}: no weights ({' or '.join(WEIGHT_FILES[::2])}); {resave}")
@@ -160,7 +180,7 @@ def load_tokenizer(model_id: str = DEFAULT_MODEL):
     path = resolve_model(model_id)
     if Path(path).is_dir():
         check_model_folder(path, tokenizer=True)
-    return AutoTokenizer.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
 
 
 def load_classifier(model_id: str = DEFAULT_MODEL, num_labels: int = 2, trained_head: bool = False,
@@ -185,7 +205,8 @@ def load_classifier(model_id: str = DEFAULT_MODEL, num_labels: int = 2, trained_
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected here
     try:
-        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, **kwargs)
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, trust_remote_code=False,
+                                                                  **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
 
@@ -248,4 +269,4 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-__all__ += ["HubUnavailableError", "model_device"]
+__all__ += ["HubUnavailableError", "model_device", "refuse_remote_code"]

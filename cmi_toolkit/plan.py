@@ -50,6 +50,10 @@ class Plan(BaseModel):
     target_mde: dict[str, float] | None = None
     decision: str | None = None
     budget_cpu_hours: float | None = Field(default=None, gt=0)
+    # a budget in hours of the whole machine (core-hours / machine_cores), as a plan run by 1-thread processes side
+    # by side states it
+    budget_machine_hours: float | None = Field(default=None, gt=0)
+    machine_cores: int | None = Field(default=None, ge=1)
     budget_estimate: dict[str, float] | None = None
     excluded: dict[str, str] | None = None
 
@@ -185,6 +189,8 @@ def plan_status(spec: dict[str, Any], suite_file: str | Path | None, records: li
     if wrong:
         status["deviations"].append(f"tasks {wrong} report another headline metric than the plan's primary one")
     budget = next((a for a in reversed(status["amendments"]) if a.get("budget_machine_hours")), None)
+    if budget is None and plan.budget_machine_hours:
+        budget = {"budget_machine_hours": plan.budget_machine_hours, "machine_cores": plan.machine_cores or 2}
     if budget:  # an amendment counts the budget in hours of the whole machine: core-hours / its cores
         status["machine_hours"] = status["core_hours"] / budget["machine_cores"]
         status["over_budget"] = status["machine_hours"] > budget["budget_machine_hours"]
@@ -237,8 +243,10 @@ def plan_lines(status: dict[str, Any]) -> list[str]:
         lines.append(f"- CPU budget: {plan.budget_cpu_hours:g} h planned, {status['cpu_hours']:.2f} h of training and "
                      "evaluation recorded so far")
     if status.get("machine_hours") is not None:
-        budget = next(a for a in reversed(status["amendments"]) if a.get("budget_machine_hours"))
-        lines.append(f"- machine budget (amended): {budget['budget_machine_hours']:g} h of this "
+        budget = next((a for a in reversed(status["amendments"]) if a.get("budget_machine_hours")), None)
+        amended = budget is not None
+        budget = budget or {"budget_machine_hours": plan.budget_machine_hours, "machine_cores": plan.machine_cores or 2}
+        lines.append(f"- machine budget{' (amended)' if amended else ''}: {budget['budget_machine_hours']:g} h of this "
                      f"{budget['machine_cores']}-core machine planned, {status['machine_hours']:.2f} h recorded so far "
                      f"({status['core_hours']:.2f} core-hours)")
     if plan.excluded:

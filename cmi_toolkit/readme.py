@@ -8,6 +8,8 @@ The README marks each generated table with an HTML comment naming its source,
     <!-- table: presets cola -->          CE presets of a task scored on held-out training data (results/presets/)
     <!-- table: lab -->                   the course's cached lab sweep (results/lab/, notebook 01)
     <!-- table: verdict cpu5 -->          one line per task and question of GLUE suite ``cpu5``: the paired answer
+    <!-- table: answer cot_verdict -->    one sentence per question of a suite (GLUE, or chain-of-thought when its
+                                          file says ``kind: cot``) from its Holm-adjusted verdicts
 
 followed by the table and closed by ``<!-- /table -->``. :func:`update` rewrites every block from
 the records; ``check=True`` only compares and lists the blocks that differ (the test suite does this).
@@ -29,6 +31,16 @@ def _value(text: str) -> Any:
     import yaml
 
     return yaml.safe_load(text)
+
+
+def _cot_suite(name: str) -> bool:
+    """Whether suite ``name``'s file declares ``kind: cot`` (a chain-of-thought suite)."""
+    import yaml
+
+    from .reproduce import SUITE_DIR
+
+    path = SUITE_DIR / name / "suite.yaml"
+    return path.is_file() and (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("kind") == "cot"
 
 
 def render(spec: str, root: str | Path = REPO) -> str:
@@ -68,6 +80,20 @@ def render(spec: str, root: str | Path = REPO) -> str:
         spec = load_suite(words[1])
         records, _ = suite_records(ResultStore(root / "results"), spec)
         return _verdicts(records, spec)
+    if words[0] == "answer" and len(words) == 2 and _cot_suite(words[1]):
+        from .cot.suite import cot_suite_records, load_cot_suite
+        from .verdicts import answers, family_verdicts, pooled
+
+        spec = load_cot_suite(words[1])
+        records, missing = cot_suite_records(spec, results_dir=root / spec["results_dir"])
+        if not records:
+            return f"- No run of suite {words[1]} is recorded yet: `cmi-toolkit cot --suite {words[1]}` runs its plan."
+        rows = family_verdicts(records, {"family": spec["family"]})
+        lines = answers(rows, pooled(rows), partial=bool(missing))
+        if missing:
+            lines.append(f"- {len(records)} of {len(records) + len(missing)} planned runs recorded; "
+                         f"`cmi-toolkit cot --suite {words[1]}` resumes the plan.")
+        return "\n".join(lines)
     if words[0] == "answer" and len(words) == 2:
         from .reproduce import load_suite, suite_records
         from .verdicts import answers, family_verdicts, not_counted, pooled

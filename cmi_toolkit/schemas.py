@@ -8,10 +8,12 @@ edited by hand, truncated, or written by another tool is refused instead of sile
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -38,6 +40,8 @@ def first_error(exc: ValidationError) -> str:
         return f"{where}: missing"
     if err["type"] == "extra_forbidden":
         return f"{where}: unknown key"
+    if err["type"] == "value_error":
+        return f"{where}: {msg.removeprefix('Value error, ')}"
     return f"{where}: {msg[0].lower() + msg[1:]}, got {shown}"
 
 
@@ -103,22 +107,64 @@ def validate_record(record: dict[str, Any], schema: type[BaseModel] | None = Non
     head = record.get("headline_metric")
     if head is not None and head not in record["metrics"]:
         raise ValueError(f"headline_metric: {head!r} is not among the metrics")
+    check_metric_ranges(record["metrics"])
+
+
+#: the range of each metric a record may hold (a value outside it is impossible, never a result)
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    **{m: (0.0, 1.0) for m in ("accuracy", "f1", "exact_match", "choice_accuracy", "teacher_accuracy", "chance",
+                               "majority_class", "rouge_l_palm", "rouge_l_human", "teacher_answer_share",
+                               "mean_max_prob")},
+    "matthews_correlation": (-1.0, 1.0),
+    **{m: (0.0, math.inf) for m in ("feature_cmi", "output_cmi", "feature_separation", "output_separation",
+                                     "feature_ncmi", "output_ncmi")},
+}
+
+
+def check_metric_ranges(metrics: dict[str, Any]) -> None:
+    """ValueError (``metrics.<name>: ...``) for a metric of :data:`METRIC_RANGES` that is not a finite number in its
+    range: an accuracy of 1.5 or a NaN never reaches a table or a p-value."""
+    for name, (low, high) in METRIC_RANGES.items():
+        value = metrics.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not low <= value <= high:
+            span = f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
+            raise ValueError(f"metrics.{name}: {value!r} is outside its range {span} (finite); the record is "
+                             "damaged or edited: rerun the run or restore the record")
 
 
 # ---------------------------------------------------------------------------------------------- suites
+
+#: a name that becomes part of a file name (suite, task, dataset, method, arm): letters, digits, ``_ . -``, no
+#: separators, not starting with a dot and never ``..``, so no name read from a file can write outside its folder
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def safe_name(value: str) -> str:
+    """``value`` if it is a safe name (:data:`SAFE_NAME`, no ``..``), else ValueError saying why."""
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value) or ".." in value:
+        raise ValueError(f"{value!r} is not a safe name (letters, digits and _ . - only, no path separators, no "
+                         "'..'), as it becomes part of a file name")
+    return value
+
+
+SafeName = Annotated[StrictStr, AfterValidator(safe_name)]
+
 
 class SuiteTask(BaseModel):
     """A task's entry under ``tasks:``: run settings (checked by RunConfig) plus ``methods`` and ``teacher``."""
 
     model_config = ConfigDict(extra="allow")
-    methods: list[StrictStr] | None = None
+    methods: list[SafeName] | None = None
     teacher: dict[str, Any] | Literal["search"] | None = None
 
 
 class SuiteArm(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: StrictStr
-    method: StrictStr
+    name: SafeName
+    method: SafeName
     settings: Literal["search"] | dict[str, Any] | None = None
     tasks: dict[str, dict[str, Any]] | None = None
 
@@ -175,13 +221,13 @@ class SuiteFile(BaseModel):
     otherwise be ignored)."""
 
     model_config = ConfigDict(extra="forbid")
-    suite: StrictStr | None = None
+    suite: SafeName | None = None
     description: StrictStr | None = None
     seeds: list[StrictInt] = Field(min_length=1)
-    tasks: dict[StrictStr, SuiteTask | None] = Field(min_length=1)
+    tasks: dict[SafeName, SuiteTask | None] = Field(min_length=1)
     common: dict[StrictStr, Any]
-    finetune_methods: list[StrictStr] = Field(default_factory=list)
-    distill_methods: list[StrictStr] = Field(default_factory=list)
+    finetune_methods: list[SafeName] = Field(default_factory=list)
+    distill_methods: list[SafeName] = Field(default_factory=list)
     teacher: dict[str, Any] | Literal["search"] | None = None
     arms: list[SuiteArm] | None = None
     family: list[SuiteFamily] | None = None

@@ -283,7 +283,7 @@ class CMITrainer(_AtomicCheckpointMixin, _NamedTermsMixin, Trainer):
             if not os.path.isfile(path):  # fresh centroids would change the run without a word
                 raise FileNotFoundError(f"{folder}: no centroids.pt to resume this CMI run from; delete the "
                                         "checkpoint folder to start the run afresh")
-            self.centroids.load_state_dict(torch.load(path))
+            self.centroids.load_state_dict(torch.load(path, weights_only=True))
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def compute_loss(self, model: nn.Module, inputs, return_outputs: bool = False, num_items_in_batch=None):

@@ -27,7 +27,11 @@ __all__ = ["QUESTIONS", "runs_by_task_method", "precision", "baseline_runs", "me
 # (method, baseline, the question's words, the run whose mechanism check answers for the method)
 QUESTIONS = (("cmi", "ce", "CMI-minimised − CE", "cmi"),
              ("cmi_tuned", "ce", "CMI-minimised (tuned) − CE", "cmi_tuned"),
-             ("kd_mcmi", "kd_ce", "student ← MCMI teacher − student ← CE teacher", "mcmi"))
+             ("kd_mcmi", "kd_ce", "student ← MCMI teacher − student ← CE teacher", "mcmi"),
+             # chain-of-thought distillation (cmi_toolkit.cot.suite): each variant's own run carries its check
+             ("dss", "label_only", "DSS − label-only", "dss"),
+             ("dss_mi", "dss", "DSS + MI (released) − DSS", "dss_mi"),
+             ("dss_mi_var", "dss", "DSS + MI (variational) − DSS", "dss_mi_var"))
 WORDS = {m: (q, chk) for m, _, q, chk in QUESTIONS}
 
 
@@ -215,11 +219,17 @@ def _mcnemar_text(mc: list[dict[str, Any]] | None) -> str:
 
 #: the question a baseline's comparisons answer together, and how each method's arm is named in the answer
 ANSWERS = {"ce": "Does minimising CMI give a better fine-tuned model than cross-entropy alone?",
-           "kd_ce": "Does a CMI-maximised (MCMI) teacher give a better distilled student than a CE teacher?"}
+           "kd_ce": "Does a CMI-maximised (MCMI) teacher give a better distilled student than a CE teacher?",
+           "label_only": "Does the rationale task help (Distilling Step-by-Step − label-only)?",
+           "dss": "Does the mutual-information term help (DSS + MI − DSS)?"}
 ARM_WORDS = {"cmi": "with the kit's default settings", "cmi_tuned": "with settings chosen per task on held-out "
-             "training data", "kd_mcmi": "from the MCMI teacher chosen by its student's held-out score"}
+             "training data", "kd_mcmi": "from the MCMI teacher chosen by its student's held-out score",
+             "dss_mi": "the released L_MI", "dss_mi_var": "the variational InfoNCE bound"}
 #: what a passed mechanism check means, by the run it checks (a CMI-minimised model otherwise)
-MECHANISM_WORDS = {"mcmi": "the teacher's CMI ended above its CE twin's"}
+MECHANISM_WORDS = {"mcmi": "the teacher's CMI ended above its CE twin's",
+                   "dss": "the rationale CE fell during training",
+                   "dss_mi": "the rationale CE and the released L_MI fell during training",
+                   "dss_mi_var": "the rationale CE fell and the InfoNCE bound ended above 0 and its start"}
 
 
 def _arm_answer(rows: list[dict[str, Any]], pool: dict[str, Any] | None) -> str:

@@ -131,7 +131,7 @@ def test_suite_records_choice_accuracy_references_and_table(tiny_seq2seq, tmp_pa
     write_cot(tmp_path / "cot", n_train=16, n_test=4, files=2)
     overrides = dict(model=str(tiny_seq2seq), max_train_samples=None, max_eval_samples=None, epochs=1, batch_size=8,
                      learning_rate=3e-3, max_rationale_length=24, max_label_length=6)
-    records = run_cot_suite("cqa", "cpu", seeds=(0, 1), modes=("label_only", "dss_mi", "dss_mi_var"),
+    records = run_cot_suite("cqa", "cpu_seq2seq", seeds=(0, 1), modes=("label_only", "dss_mi", "dss_mi_var"),
                             source=tmp_path / "cot", results_dir=tmp_path / "r", overrides=overrides, progress=False,
                             check_counts=False)
     assert len(records) == 6 and len({r["key"] for r in records}) == 6

@@ -346,3 +346,41 @@ def test_reproduce_takes_the_engine_options_and_refuses_a_wrong_one_in_one_line(
     with pytest.raises(SystemExit):
         main(["reproduce", "--help"])
     assert "--ray_address" in capsys.readouterr().out
+
+
+def test_a_run_another_process_trains_is_passed_over_then_read(tmp_path):
+    """Two identical commands share a batch: a run whose lock another process holds is left for the end, the
+    others are trained meanwhile, and the held run is read from the store, never trained twice."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from cmi_toolkit.engine import Job, run_jobs
+    from cmi_toolkit.results import ResultStore
+
+    store = ResultStore(tmp_path / "r")
+    store.check_writable()
+    lock_path = store.root / "locks" / "aaaa.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    other = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from filelock import FileLock
+        from cmi_toolkit.results import ResultStore
+        with FileLock({str(lock_path)!r}):
+            print("held", flush=True)
+            time.sleep(3)
+            ResultStore({str(tmp_path / 'r')!r}).save("aaaa", {{"params": {{"task": "sst2", "method": "ce", "seed": 0}},
+                "metrics": {{"accuracy": 0.5, "feature_cmi": 0.1, "output_cmi": 0.1}}, "by": "other"}})
+    """)], stdout=subprocess.PIPE, text=True)
+    assert other.stdout.readline().strip() == "held"
+    order = []
+
+    def train(name):
+        order.append((name, store.load("aaaa") is None))  # trained while the other process still held "a"?
+        return {"params": {"task": "sst2", "method": "ce", "seed": 1}, "metrics": {"accuracy": 0.6, "feature_cmi": 0.1,
+                                                                                  "output_cmi": 0.1}, "by": "me"}
+
+    batch = run_jobs([Job("aaaa", "a", train, ("a",)), Job("bbbb", "b", train, ("b",))], store, progress=False)
+    other.wait(timeout=60)
+    assert order == [("b", True)]  # b trained meanwhile, a never trained here
+    assert [r["by"] for r in batch.records] == ["other", "me"] and batch.trained == 1 and batch.already == 1

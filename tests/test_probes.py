@@ -62,6 +62,53 @@ def test_damaged_model_folder_is_one_line(capsys, tmp_path, glue, tiny_model_dir
     assert expected in line
 
 
+@pytest.mark.parametrize("how", ["auto_map", "unknown_type"])
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_code_in_a_model_folder_never_runs_even_with_yes_on_stdin(tmp_path, glue, tiny_model_dir, how, command):
+    """A folder whose config points at its own Python (which would write a file) is refused in one line, before
+    transformers could ask on stdin whether to run it; `yes` piped in changes nothing."""
+    import os
+    import subprocess
+    import sys
+
+    folder = _copy_model(tiny_model_dir, tmp_path / "hostile")
+    marker = tmp_path / "code_ran"
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
+                                    "from transformers import BertConfig\nclass EvilConfig(BertConfig):\n"
+                                    "    model_type = 'evil'\n")
+    config = json.loads((folder / "config.json").read_text())
+    if how == "auto_map":
+        config["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModelForSequenceClassification": "evil.EvilConfig"}
+    else:
+        config["model_type"] = "evil"
+    (folder / "config.json").write_text(json.dumps(config))
+    args = ([command, "--model", str(folder), "--task", "sst2", "--glue_dir", str(glue), "--results_dir",
+             str(tmp_path / "r"), "--max_train_samples", "8", "--max_eval_samples", "8", "--epochs", "1"]
+            if command == "train" else [command, "--model", str(folder), "--task", "sst2", "--glue_dir", str(glue),
+                                        "--max_eval_samples", "8"])
+    out = subprocess.run([sys.executable, "-m", "cmi_toolkit.cli", *args], input="y\n" * 50, text=True,
+                         capture_output=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert not marker.exists()
+    assert out.returncode == 2, out.stderr[-2000:]
+    errors = [x for x in out.stderr.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and str(folder) in errors[0] and "never runs" in errors[0], out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and "custom code" not in out.stderr + out.stdout
+
+
+@pytest.mark.parametrize("how", ["same", "link", "folder"])
+def test_an_output_that_names_an_input_is_refused_and_the_input_kept(capsys, tmp_path, tiny_model_dir, how):
+    data = tmp_path / "rows.tsv"
+    data.write_text("sentence\nhello there\n")
+    before = data.read_bytes()
+    output = {"same": data, "link": tmp_path / "out.tsv", "folder": tmp_path}[how]
+    if how == "link":
+        output.symlink_to(data)
+    line = _one_line_error(capsys, ["predict", "--model", str(tiny_model_dir), "--task", "sst2", "--data", str(data),
+                                    "--output", str(output)])
+    assert ("is a folder" if how == "folder" else "would replace the input") in line
+    assert data.read_bytes() == before
+
+
 def test_measuring_a_classifier_whose_head_does_not_fit_is_refused(tiny_model_dir):
     from cmi_toolkit.models import load_classifier
 

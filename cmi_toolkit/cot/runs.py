@@ -17,7 +17,16 @@ from transformers import TrainerCallback
 from ..progress import quiet_trainer_logs
 from .data import COT_DIR_ENV, load_cot
 from .evaluation import CHANCE, choice_accuracy, choice_predictions, exact_match, teacher_accuracy
-from .trainer import PRESETS, CoTCollator, CoTConfig, CoTTrainer, build_seq2seq, generate, tokenize_cot
+from .trainer import (
+    LEGACY_DEFAULTS,
+    PRESETS,
+    CoTCollator,
+    CoTConfig,
+    CoTTrainer,
+    build_seq2seq,
+    generate,
+    tokenize_cot,
+)
 
 __all__ = ["VARIANTS", "run_cot", "run_cot_suite", "cot_table", "cot_fingerprint", "preset_records", "headline",
            "variant_intervals"]
@@ -105,6 +114,10 @@ def run_cot(cfg: CoTConfig, source: str | os.PathLike | None = None, output_dir:
     from ..progress import library_bars_off
 
     with library_bars_off():
+        if cfg.student == "encoder":
+            from .student_run import run_student
+
+            return run_student(cfg, source, progress, n_examples, check_counts)
         return _run_cot(cfg, source, output_dir, progress, n_examples, check_counts)
 
 
@@ -198,7 +211,16 @@ def _cot_record(cfg: CoTConfig, source: str, key: str, preset: str, data: str,
                 check_counts: bool = True) -> dict[str, Any]:
     """The record of one CoT run of a preset (the body of an engine job)."""
     return {**run_cot(cfg, source, progress=False, check_counts=check_counts), "key": key, "preset": preset,
-            "data": {"digest": data}}
+            "arm": variant_of(cfg.__dict__), "data": {"digest": data}}
+
+
+def cot_key(cfg: CoTConfig, data: str) -> str:
+    """The store key of a run: its parameters (fields at their :data:`LEGACY_DEFAULTS` left out, so records made
+    before those fields existed keep their keys), the evaluation version and the data's fingerprint."""
+    from ..results import run_key
+
+    params = {k: v for k, v in cfg.__dict__.items() if k not in LEGACY_DEFAULTS or v != LEGACY_DEFAULTS[k]}
+    return run_key({"kind": "cot", "eval_version": EVAL_VERSION, "data": data, **params})
 
 
 def run_cot_suite(dataset: str = "cqa", preset: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2),
@@ -212,7 +234,7 @@ def run_cot_suite(dataset: str = "cqa", preset: str = "cpu", seeds: tuple[int, .
     another here, or fanned out over Ray.
     """
     from ..engine import Job, run_jobs
-    from ..results import ResultStore, legacy_run_key, run_key
+    from ..results import ResultStore, legacy_run_key
     from .data import _cot_root
 
     if preset not in PRESETS:
@@ -227,9 +249,9 @@ def run_cot_suite(dataset: str = "cqa", preset: str = "cpu", seeds: tuple[int, .
                for s in seeds for m in modes]
     jobs = []
     for cfg in configs:
-        params = {k: v for k, v in cfg.__dict__.items() if k != "bf16" or v}  # fp32 runs keep their keys
+        key = cot_key(cfg, data)
+        params = {k: v for k, v in cfg.__dict__.items() if k not in LEGACY_DEFAULTS or v != LEGACY_DEFAULTS[k]}
         identity = {"kind": "cot", "eval_version": EVAL_VERSION, "data": data, **params}
-        key = run_key(identity)
         # a record filed before numbers were canonicalised (epochs 5.0 and 5 are one run) is the same run
         legacy = legacy_run_key(identity)
         if store.load(key) is None and store.load(legacy) is not None:
