@@ -62,8 +62,7 @@ def test_damaged_model_folder_is_one_line(capsys, tmp_path, glue, tiny_model_dir
     assert expected in line
 
 
-@pytest.mark.parametrize("how", ["auto_map", "unknown_type"])
-@pytest.mark.parametrize("command", ["train", "evaluate"])
+@pytest.mark.parametrize("command,how", [("train", "auto_map"), ("evaluate", "unknown_type")])
 def test_code_in_a_model_folder_never_runs_even_with_yes_on_stdin(tmp_path, glue, tiny_model_dir, how, command):
     """A folder whose config points at its own Python (which would write a file) is refused in one line, before
     transformers could ask on stdin whether to run it; `yes` piped in changes nothing."""
@@ -84,8 +83,7 @@ def test_code_in_a_model_folder_never_runs_even_with_yes_on_stdin(tmp_path, glue
     (folder / "config.json").write_text(json.dumps(config))
     args = ([command, "--model", str(folder), "--task", "sst2", "--glue_dir", str(glue), "--results_dir",
              str(tmp_path / "r"), "--max_train_samples", "8", "--max_eval_samples", "8", "--epochs", "1"]
-            if command == "train" else [command, "--model", str(folder), "--task", "sst2", "--glue_dir", str(glue),
-                                        "--max_eval_samples", "8"])
+            if command == "train" else [command, "--model", str(folder), "--task", "sst2", "--glue_dir", str(glue)])
     out = subprocess.run([sys.executable, "-m", "cmi_toolkit.cli", *args], input="y\n" * 50, text=True,
                          capture_output=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert not marker.exists()
