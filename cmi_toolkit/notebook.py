@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["setup", "folders", "data_dir", "cap_threads", "SMOKE_BANNER", "P", "ParameterError", "check_parameters",
+__all__ = ["setup", "folders", "kit_results", "data_dir", "cap_threads", "SMOKE_BANNER", "P", "ParameterError", "check_parameters",
            "smoke_note", "save_metrics"]
 
 SMOKE_BANNER = "smoke: pipeline check, numbers are not meaningful"
@@ -23,6 +23,12 @@ def folders(output_dir: str | os.PathLike, figures_dir: str | os.PathLike | None
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     return output_dir, (output_dir / "figures" if figures_dir is None else Path(figures_dir))
+
+
+def kit_results(*parts: str) -> Path:
+    """A folder of the kit's committed results (``results/<parts>``), found from the package's location, so a
+    notebook started from any folder reads the same records."""
+    return Path(__file__).resolve().parents[1] / "results" / Path(*parts)
 
 
 def data_dir(kind: str, given: str | os.PathLike | None = None) -> str:

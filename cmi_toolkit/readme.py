@@ -81,15 +81,13 @@ def render(spec: str, root: str | Path = REPO) -> str:
         records, _ = suite_records(ResultStore(root / "results"), spec)
         return _verdicts(records, spec)
     if words[0] == "answer" and len(words) == 2 and _cot_suite(words[1]):
-        from .cot.suite import cot_suite_records, load_cot_suite
-        from .verdicts import answers, family_verdicts, pooled
+        from .cot.suite import cot_verdict, load_cot_suite
 
         spec = load_cot_suite(words[1])
-        records, missing = cot_suite_records(spec, results_dir=root / spec["results_dir"])
+        found = cot_verdict(spec, results_dir=root / spec["results_dir"])
+        records, missing, lines = found["records"], found["missing"], found["answers"]
         if not records:
             return f"- No run of suite {words[1]} is recorded yet: `cmi-toolkit cot --suite {words[1]}` runs its plan."
-        rows = family_verdicts(records, {"family": spec["family"]})
-        lines = answers(rows, pooled(rows), partial=bool(missing))
         if missing:
             lines.append(f"- {len(records)} of {len(records) + len(missing)} planned runs recorded; "
                          f"`cmi-toolkit cot --suite {words[1]}` resumes the plan.")
@@ -236,6 +234,28 @@ def _presets(records: list[dict[str, Any]], task: str) -> str:
     return "\n".join(lines)
 
 
+OPENER = re.compile(r"<!-- table: [^>]*? -->")
+CLOSER = "<!-- /table -->"
+
+
+def check_blocks(text: str, path: str | Path) -> None:
+    """ValueError naming the line of a block opened and never closed (or closed twice): such a block would
+    otherwise be skipped by the regeneration and pass ``--check`` unseen."""
+    open_line = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if OPENER.search(line):
+            if open_line is not None:
+                raise ValueError(f"{path}, line {open_line}: generated block is not closed before the next one opens "
+                                 f"(line {number}); add {CLOSER} after its table")
+            open_line = number
+        elif line.strip() == CLOSER:
+            if open_line is None:
+                raise ValueError(f"{path}, line {number}: {CLOSER} closes no block; remove it")
+            open_line = None
+    if open_line is not None:
+        raise ValueError(f"{path}, line {open_line}: generated block is never closed; add {CLOSER} after its table")
+
+
 def update(path: str | Path, check: bool = False, root: str | Path = REPO) -> list[str]:
     """Regenerate every table block of ``path``; returns the specs whose text changed (or would change)."""
     from .results import atomic_write_text
@@ -243,6 +263,7 @@ def update(path: str | Path, check: bool = False, root: str | Path = REPO) -> li
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     changed: list[str] = []
+    check_blocks(text, path)
 
     def replace(m: re.Match) -> str:
         body = render(m.group("spec"), root) + "\n"

@@ -321,3 +321,37 @@ def test_cot_suite_file_mistakes_are_one_named_line(tmp_path, change, expected):
     with pytest.raises(ValueError) as err:
         load_cot_suite(path)
     assert str(path) in str(err.value) and expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_term_that_drifts_at_the_7th_digit_has_not_moved():
+    """The released L_MI (probabilities read as logits) sits at ln K: a change of 1e-7 is no mechanism passed."""
+    from cmi_toolkit.cot.student_run import mechanism
+
+    start, end = {"ce_rationale": 10.3, "mi": 1.0986127}, {"ce_rationale": 3.1, "mi": 1.0986126}
+    m = mechanism("dss_mi", "released", start, end)
+    assert m["checks"] == {"rationale CE fell": True, "released L_MI fell": False} and m["passed"] is False
+    assert mechanism("dss_mi", "released", start, {**end, "mi": 0.9})["passed"] is True
+    var = mechanism("dss_mi", "variational", {"ce_rationale": 9.0, "mi": 0.01}, {"ce_rationale": 3.0, "mi": -0.5})
+    assert var["passed"] is True
+    assert mechanism("dss_mi", "variational", {"ce_rationale": 9.0, "mi": 0.01}, {"ce_rationale": 3.0, "mi": 0.0}
+                     )["passed"] is False
+    assert mechanism("label_only", "released", {"ce_label": 1.1}, {"ce_label": 0.5})["passed"] is None
+
+
+def test_the_decoder_learns_at_its_own_rate(tiny_model_dir, tmp_path):
+    from transformers import TrainingArguments
+
+    from cmi_toolkit.cot.student_run import StudentTrainer
+
+    student = _student(tiny_model_dir)
+    cfg = CoTConfig(dataset="esnli", student="encoder", mode="dss", decoder_lr_scale=10.0)
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=2e-4, weight_decay=0.01, report_to=[],
+                             use_cpu=True)
+    trainer = StudentTrainer(model=student, args=args, cot=cfg)
+    groups = trainer.create_optimizer().param_groups
+    decoder = {id(p) for p in student.decoder.parameters()}
+    for g in groups:
+        in_decoder = {id(p) in decoder for p in g["params"]}
+        assert len(in_decoder) == 1  # a group is all decoder or none of it
+        assert g["lr"] == pytest.approx(2e-3 if in_decoder.pop() else 2e-4)
+    assert sum(len(g["params"]) for g in groups) == len(list(student.parameters()))

@@ -23,6 +23,8 @@ accuracy, every run flagged degenerate; gradient clipping changes nothing). On h
 0.01 learn the label task as fast as label-only or faster (``benchmarks/cot_grad_scale.py``,
 ``results/cot/pilot/grad_scale.txt``); the cpu preset uses 0.1. With Adam the weights alpha and (1 - alpha) matter
 only on the shared encoder, so g is what sets the two tasks' balance there while alpha and beta keep their meaning.
+The decoder learns at ``decoder_lr_scale`` times the encoder's rate (the cpu preset: 10): at the same rate it wrote one
+rationale for every input after 250 steps; at 10x it reads its input (``benchmarks/cot_decoder_lr.py``).
 
 Both MI terms couple the two tasks' views of one input x:
 
@@ -53,7 +55,7 @@ from torch import Tensor, nn
 
 from .mi import InfoNCECritic, pooled_states
 
-__all__ = ["token_count", "StudentConfig", "CoTStudent", "StudentCollator", "encode_student", "student_terms", "greedy_rationales",
+__all__ = ["token_count", "rouge_l", "StudentConfig", "CoTStudent", "StudentCollator", "encode_student", "student_terms", "greedy_rationales",
            "predict_labels", "KINDS"]
 
 #: how each dataset's label task is read: a pair classifier or a multiple-choice scorer

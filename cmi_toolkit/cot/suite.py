@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..schemas import SafeName, first_error
 
-__all__ = ["CoTSuite", "load_cot_suite", "suite_configs", "run_cot_verdict", "cot_suite_records", "cot_report"]
+__all__ = ["CoTSuite", "load_cot_suite", "suite_configs", "run_cot_verdict", "cot_suite_records", "cot_verdict",
+           "cot_report", "arm_lines"]
 
 class CoTSuite(BaseModel):
     """The schema of a CoT suite file; unknown keys are refused so a typo cannot pass unseen."""
@@ -225,6 +226,20 @@ def arm_lines(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def cot_verdict(spec: dict[str, Any], source: str | os.PathLike | None = None,
+                results_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The suite's evidence from its records: ``records``, ``missing`` (planned runs without one), ``rows`` (each
+    comparison of the family, Holm-adjusted), ``pools`` (pooled estimate per question) and ``answers`` (one sentence
+    per question, "So far (partial)" while runs are missing)."""
+    from ..verdicts import answers, family_verdicts, pooled
+
+    records, missing = cot_suite_records(spec, source, results_dir)
+    rows = family_verdicts(records, {"family": spec["family"]}) if records else []
+    pools = pooled(rows, exclude=tuple((spec.get("plan") or {}).get("excluded") or ())) if rows else {}
+    return {"records": records, "missing": missing, "rows": rows, "pools": pools,
+            "answers": answers(rows, pools, partial=bool(missing)) if rows else []}
+
+
 def cot_report(spec: dict[str, Any], source: str | os.PathLike | None = None,
                results_dir: str | os.PathLike | None = None, figures_dir: str | os.PathLike | None = None
                ) -> dict[str, Any]:
@@ -232,22 +247,21 @@ def cot_report(spec: dict[str, Any], source: str | os.PathLike | None = None,
     ``{"md": path, "rows": family rows, "pools": pooled estimates, "missing": [...], "records": n}``."""
     from ..plan import plan_lines, plan_status
     from ..results import atomic_write_text
-    from ..verdicts import answers, family_table, family_verdicts, pooled
+    from ..verdicts import family_table
 
     results = Path(results_dir or spec["results_dir"])
-    records, missing = cot_suite_records(spec, source, results)
+    found = cot_verdict(spec, source, results)
+    records, missing, rows, pools = found["records"], found["missing"], found["rows"], found["pools"]
     if not records:
         raise ValueError(f"{results}: no records of suite {spec['suite']!r}; run `cmi-toolkit cot --suite "
                          f"{spec['suite']}` first")
-    rows = family_verdicts(records, {"family": spec["family"]})
-    pools = pooled(rows, exclude=tuple((spec.get("plan") or {}).get("excluded") or ()))
     lines = [f"# Chain-of-thought distillation, suite {spec['suite']}", "",
              f"{len(records)} of {len(records) + len(missing)} planned runs recorded."]
     if missing:
         shown = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
         lines += ["", f"**Incomplete:** no record yet for {shown}; `cmi-toolkit cot --suite {spec['suite']}` runs "
                   "them (finished runs are skipped)."]
-    lines += ["", "## The answers", ""] + answers(rows, pools, partial=bool(missing))
+    lines += ["", "## The answers", ""] + found["answers"]
     lines += ["", "## Each student", "", *arm_lines(records), "",
               "## The family of comparisons", "",
               "Each comparison is paired by seed (each seed's variants train on the same rows). Two intervals: over "
