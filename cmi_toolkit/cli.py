@@ -198,6 +198,10 @@ def _scored(args, labelled: bool = True) -> tuple[list[dict], object, str]:
         path = str(folder) if model_id != D.MODEL else model_id
         model = load_classifier(path, num_labels=task.num_labels, trained_head=True)
         check_label_names(task, getattr(model.config, "id2label", None), path)
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if isinstance(limit, int) and args.max_length > limit:  # the tensors would not fit the position table
+            raise ValueError(f"--max_length {args.max_length} exceeds the {limit} positions of model {model_id}; "
+                             f"pass --max_length {limit} or less")
         loaded.append((model_id, folder, record, path, model))
     examples, name = _examples(args, task, labelled)
     rows = []

@@ -408,3 +408,13 @@ def test_a_notebook_run_with_a_bad_parameter_stops_with_one_line(tmp_path):
     out = json.loads((tmp_path / "out.ipynb").read_text())
     shown = [o for c in out["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert shown and shown[0]["traceback"] == [f"ParameterError: {info.value.evalue}"]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_max_length_beyond_the_models_positions_is_one_line(capsys, tmp_path, tiny_model_dir, command):
+    data = tmp_path / "rows.tsv"
+    data.write_text("sentence\tlabel\nhello there\t1\n")
+    extra = ["--output", str(tmp_path / "p.tsv")] if command == "predict" else []
+    line = _one_line_error(capsys, [command, "--model", str(tiny_model_dir), "--task", "sst2", "--data", str(data),
+                                    "--max_length", "4096", *extra])
+    assert "--max_length 4096 exceeds the 128 positions" in line and "pass --max_length 128 or less" in line
