@@ -701,6 +701,22 @@ class SearchArgs:
     tasks: str | None = field(default=None, metadata={"help": "with --suite: comma-separated subset of its tasks"})
 
 
+GRID_KEYS = ("space", "temperature", "cmi_weight", "centroid_mode")
+
+
+def check_grid(grid: object, path: str, kind: str) -> None:
+    """A --grid file maps some of :data:`GRID_KEYS` to non-empty lists of values; anything else is one named line."""
+    if kind != "minimiser":
+        raise ValueError(f"--grid {path}: a grid is for --kind minimiser (the teacher search has fixed candidates)")
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError(f"--grid {path}: a grid is a YAML mapping of {', '.join(GRID_KEYS)} to lists of values")
+    for key, values in grid.items():
+        if key not in GRID_KEYS:
+            raise ValueError(f"--grid {path}: unknown key {key!r}; a grid maps {', '.join(GRID_KEYS)} to lists")
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"--grid {path}: {key} must be a non-empty list of values, got {values!r}")
+
+
 def cmd_search(argv: list[str]) -> int:
     """Choose CMI settings on held-out training data (Optuna grid + successive halving); prints the table."""
     from .engine import EngineArgs
@@ -726,9 +742,11 @@ def cmd_search(argv: list[str]) -> int:
         import yaml
 
         try:
-            grid = yaml.safe_load(open(args.grid, encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{args.grid}: cannot read the grid ({exc})") from None
+            with open(args.grid, encoding="utf-8") as fh:
+                grid = yaml.safe_load(fh)
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{args.grid}: cannot read the grid ({' '.join(str(exc).split())})") from None
+        check_grid(grid, args.grid, args.kind)
     out = search_settings(base, ResultStore(store_args.results_dir), grid, kind=args.kind,
                           seeds=_split(args.seeds, int, "--seeds"), budgets=_split(args.budgets, float, "--budgets"),
                           glue_dir=store_args.glue_dir, engine=engine)

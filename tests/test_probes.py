@@ -418,3 +418,16 @@ def test_max_length_beyond_the_models_positions_is_one_line(capsys, tmp_path, ti
     line = _one_line_error(capsys, [command, "--model", str(tiny_model_dir), "--task", "sst2", "--data", str(data),
                                     "--max_length", "4096", *extra])
     assert "--max_length 4096 exceeds the 128 positions" in line and "pass --max_length 128 or less" in line
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("lambda: [0.1]\n", "unknown key 'lambda'"),
+    ("cmi_weight: 0.1\n", "cmi_weight must be a non-empty list of values, got 0.1"),
+    ("cmi_weight: []\n", "cmi_weight must be a non-empty list of values, got []"),
+    ("[1, 2]\n", "a grid is a YAML mapping"),
+])
+def test_a_bad_search_grid_is_one_line_before_optuna_starts(capsys, tmp_path, text, expected):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(text)
+    line = _one_line_error(capsys, ["search", "--task", "sst2", "--grid", str(grid), "--results_dir", str(tmp_path / "r")])
+    assert str(grid) in line and expected in line
