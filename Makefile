@@ -19,7 +19,7 @@ export CMI_TOOLKIT_GLUE_DIR ?= $(GLUE_DIR)
 export CMI_TOOLKIT_COT_DIR ?= $(COT_DIR)
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup git-filters demo test lint lab lab-cache bench clean browser-deps data-dirs notebooks-sync readme figures course
+.PHONY: setup git-filters demo test lint lab lab-cache bench clean browser-deps data-dirs notebooks-sync readme figures course cot-verdict
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -99,6 +99,12 @@ course: setup
 	  ../$(BIN)/papermill --cwd . -k python3 --no-progress-bar $$nb.ipynb outputs/executed/$$nb.ipynb $(COURSE_ARGS); \
 	done
 	$(BIN)/cmi-toolkit course --executed notebooks/outputs/executed --out $(COURSE_OUT)
+
+# the chain-of-thought verdict suite (configs/cot_verdict): every planned run not yet recorded, then its report. Two
+# 1-thread processes side by side use a 2-core CPU best: `make cot-verdict COT_THREADS=1 &` twice
+COT_THREADS ?= 2
+cot-verdict: setup
+	OMP_NUM_THREADS=$(COT_THREADS) $(BIN)/cmi-toolkit cot --suite cot_verdict
 
 # the README's result tables, regenerated from the records
 readme: setup
