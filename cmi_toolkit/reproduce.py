@@ -397,6 +397,21 @@ def suite_records(store: ResultStore, spec: dict[str, Any], suite: str | None = 
     return [{**r, "arm": arm_of[k]} if (k := run_key(r["params"])) in arm_of else r for r in records], ignored
 
 
+def planned_without_record(store: ResultStore, spec: dict[str, Any], records: list[dict[str, Any]],
+                           **select) -> dict[tuple[str, str], list[int]]:
+    """``{(task, arm): [seeds]}`` of the suite's planned runs (its arms, not their dependencies) that have no record
+    among ``records``: a deleted or edited record shows as missing, never as a complete table."""
+    from .results import run_key
+
+    have = {run_key(r["params"]) for r in records}
+    out: dict[tuple[str, str], list[int]] = {}
+    for task, cfg, arm in arm_runs(spec, select.get("tasks"), select.get("seeds"), select.get("methods"),
+                                   select.get("overrides"), store.root):
+        if cfg.key not in have:
+            out.setdefault((task, arm), []).append(cfg.seed)
+    return out
+
+
 def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, out_dir: str | os.PathLike | None = None,
            figures_dir: str | os.PathLike | None = None, title: str | None = None, **select) -> dict[str, Path]:
     """Write summary_<suite>.csv, summary_<suite>.md (and a plotly figure) from the records of one suite.
@@ -409,6 +424,11 @@ def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, o
     out_dir = Path(out_dir or store.root)
     records, ignored = suite_records(store, spec, suite, **select)
     rows = summarise(records)
+    missing = planned_without_record(store, spec, records, **select)
+    for row in rows:  # a table never reads as complete when a planned run has no record
+        gone = missing.get((row["task"], row["method"]), [])
+        if gone:
+            row["flagged"] = "; ".join(x for x in (row["flagged"], f"seed {', '.join(map(str, gone))}: no record") if x)
     if not rows:
         raise ValueError(f"{store.runs}: no records of suite {suite!r}; run `cmi-toolkit reproduce --suite {suite}` first")
     buf = io.StringIO()
@@ -426,7 +446,13 @@ def report(store: ResultStore, spec: dict[str, Any], suite: str | None = None, o
 
     fam = family_verdicts(records, spec)
     pools = pooled(fam, exclude=not_counted(spec))
-    extra = ["", "## The family of comparisons", "",
+    extra = []
+    if missing:
+        extra += ["", f"**Planned runs with no record** ({sum(map(len, missing.values()))}): "
+                  + "; ".join(f"{t} {method_label(m)} seed {', '.join(map(str, seeds))}"
+                              for (t, m), seeds in sorted(missing.items()))
+                  + f". `cmi-toolkit reproduce --suite {suite}` makes them."]
+    extra += ["", "## The family of comparisons", "",
              "Each comparison is paired by seed. Two intervals: over seeds (paired t: training randomness, the dev "
              "set held fixed) and over seeds and dev examples (a paired bootstrap that resamples both, the same "
              "resample for both methods: also the finite dev set). The verdict uses the wider one; its p-value (the "

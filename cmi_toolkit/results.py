@@ -300,6 +300,9 @@ class ResultStore:
                 continue
             record = self._read(path)
             pkey = run_key(record["params"])
+            if pkey != path.stem and path.stem in wanted and suite in claimed_suites(record):
+                raise CorruptResultError(f"{path}: its parameters give key {pkey}, not its file's {path.stem}: the "
+                                         "record was edited; restore it, or delete it to rerun that run")
             if pkey not in wanted or suite not in claimed_suites(record):
                 ignored += 1
                 continue

@@ -431,3 +431,44 @@ def test_a_bad_search_grid_is_one_line_before_optuna_starts(capsys, tmp_path, te
     grid.write_text(text)
     line = _one_line_error(capsys, ["search", "--task", "sst2", "--grid", str(grid), "--results_dir", str(tmp_path / "r")])
     assert str(grid) in line and expected in line
+
+
+@pytest.mark.parametrize("value", [1.5, -3.0, float("nan")])
+def test_an_impossible_metric_is_refused_where_a_record_is_read(tmp_path, value):
+    store = ResultStore(tmp_path)
+    store.save("k", {**RECORD, "metrics": {**RECORD["metrics"], "accuracy": value}})
+    with pytest.raises(CorruptResultError, match=r"k.json: metrics.accuracy: .* is outside its range \[0, 1\]"):
+        store.load("k")
+
+
+def test_a_deleted_or_edited_record_never_leaves_a_complete_looking_table(tmp_path):
+    """The committed cpu5 suite copied: one record deleted shows as 'no record' (table and plan line); one whose
+    parameters were edited is named, not silently ignored."""
+    from cmi_toolkit.reproduce import load_suite, report, suite_records
+    from cmi_toolkit.results import run_key
+
+    from .conftest import REPO
+
+    spec = load_suite("cpu5")
+    shutil.copytree(REPO / "results" / "runs", tmp_path / "runs")
+    store = ResultStore(tmp_path)
+    records, _ = suite_records(store, spec)
+    victim = next(r for r in records if r["params"]["task"] == "sst2" and r["params"]["method"] == "cmi"
+                  and r["params"]["seed"] == 2)
+    def files_of(record):  # a run may be filed twice (its suite's copy and another suite's)
+        return [p for p in (tmp_path / "runs").glob("*.json") if json.loads(p.read_text())["params"] == record["params"]]
+
+    for path in files_of(victim):
+        path.unlink()
+    paths = report(store, spec, out_dir=tmp_path / "out")
+    text = paths["md"].read_text()
+    assert "seed 2: no record" in text and "**Planned runs with no record** (1)" in text
+    edited = next(r for r in records if r["params"]["task"] == "sst2" and r["params"]["method"] == "ce"
+                  and r["params"]["seed"] == 1)
+    path = next(p for p in files_of(edited) if "cpu5" in (json.loads(p.read_text()).get("suite"),
+                                                          *json.loads(p.read_text()).get("also_suites", [])))
+    path.write_text(json.dumps({**edited, "params": {**edited["params"], "epochs": 7}}))
+    if path.stem != run_key(edited["params"]):  # filed under its pre-canonical key: move it where a new record goes
+        path = path.rename(path.with_name(f"{run_key(edited['params'])}.json"))
+    with pytest.raises(CorruptResultError, match="its parameters give key .* the record was edited"):
+        report(store, spec, out_dir=tmp_path / "out")
