@@ -61,11 +61,29 @@ class Checked:
         pass
 
 
+def _as_tensor(value) -> torch.Tensor:
+    """Any numeric answer as a float64 tensor: a torch tensor (any dtype), a numpy array, a Python number, list or
+    tuple of numbers."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to(torch.float64)
+    import numpy as np
+
+    return torch.as_tensor(np.asarray(value, dtype=np.float64))
+
+
 def _close(a, b, tol: float = 1e-6) -> bool:
-    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
-        return (isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b)
+    """Whether the student's answer ``a`` equals the kit's ``b``: several values (a tuple ``b``) one by one; else
+    numerically, in any form (:func:`_as_tensor`) and any broadcast-equivalent shape (``()``, ``(1,)``, ``(1, 1)``
+    for a scalar; ``(k,)`` and ``(k, 1)`` for a vector): unit dimensions are left out of the comparison."""
+    if isinstance(b, tuple):
+        return (isinstance(a, (tuple, list)) and len(a) == len(b)
                 and all(_close(x, y, tol) for x, y in zip(a, b, strict=True)))
-    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    try:
+        a = _as_tensor(a)
+    except (TypeError, ValueError):
+        return False
+    b = _as_tensor(b)
+    a, b = a.reshape([d for d in a.shape if d != 1]), b.reshape([d for d in b.shape if d != 1])
     return a.shape == b.shape and bool(torch.allclose(a, b, atol=tol, rtol=tol))
 
 
@@ -74,10 +92,18 @@ def _clone(args: tuple) -> tuple:
 
 
 def _show(value) -> str:
-    if isinstance(value, (tuple, list)):
+    """A value as a student reads it: the number, the first values of a vector or matrix, and its shape."""
+    if isinstance(value, tuple):
         return "(" + ", ".join(_show(v) for v in value) + ")"
-    t = torch.as_tensor(value, dtype=torch.float64)
-    return f"{t.item():.6g}" if t.numel() == 1 else f"a tensor of shape {tuple(t.shape)}"
+    try:
+        t = _as_tensor(value)
+    except (TypeError, ValueError):
+        return f"a {type(value).__name__}"
+    if t.numel() == 1:
+        return f"{t.item():.6g}"
+    flat = t.flatten()
+    shown = ", ".join(f"{v:.4g}" for v in flat[:6].tolist()) + (", ..." if flat.numel() > 6 else "")
+    return f"[{shown}] (shape {tuple(t.shape)})"
 
 
 # ------------------------------------------------------------------------------------------------- inputs

@@ -4,6 +4,7 @@ import importlib.util
 import json
 
 import pytest
+import torch
 
 from cmi_toolkit.exercises import EXERCISES, check
 
@@ -76,3 +77,47 @@ def test_every_notebook_has_an_exercise_that_writes_a_piece_of_the_method():
         assert f'check("{name}", ' in text, f"notebook {ex.notebook} lacks the self-check of {name}"
         assert f"def {name}(" in text and "raise NotImplementedError" in text
     assert {ex.notebook for ex in EXERCISES.values()} == set(notebooks)
+
+
+FORMS = {
+    "numpy": lambda v: v.numpy() if isinstance(v, torch.Tensor) else v,
+    "list": lambda v: v.tolist() if isinstance(v, torch.Tensor) else v,
+    "unit_dim": lambda v: v.unsqueeze(-1) if isinstance(v, torch.Tensor) else v,
+    "float32": lambda v: v.float() if isinstance(v, torch.Tensor) else v,
+}
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_a_correct_answer_is_accepted_in_any_numeric_form(name, form, capsys):
+    """The kit's own answer re-expressed (numpy, a Python list, an extra unit dimension, float32) is still right."""
+    ex = EXERCISES[name]
+
+    def answer(*args):
+        out = ex.reference(*args)
+        return tuple(FORMS[form](v) for v in out) if isinstance(out, tuple) else FORMS[form](out)
+
+    assert bool(check(name, answer, examples=3)) is True, capsys.readouterr().out
+
+
+def test_holm_from_numpy_or_statsmodels_is_accepted(capsys):
+    import numpy as np
+    from statsmodels.stats.multitest import multipletests
+
+    def holm_numpy(p):
+        p = np.asarray(p, dtype=float)
+        order = np.argsort(p)
+        adjusted = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
+        out = np.empty_like(p)
+        out[order] = np.minimum(adjusted, 1.0)
+        return out
+
+    assert bool(check("holm", holm_numpy, examples=10)) is True, capsys.readouterr().out
+    assert bool(check("holm", lambda p: multipletests(np.asarray(p, dtype=float), method="holm")[1],
+                      examples=10)) is True, capsys.readouterr().out
+
+
+def test_a_wrong_answer_is_shown_by_value(capsys):
+    check("plugin_cmi", EXERCISES["plugin_cmi"].mistakes["per_class_mean"].fn, examples=10)
+    out = capsys.readouterr().out
+    assert "yours gives" in out and "shape" not in out.split("yours gives")[1].split(",")[0]  # a number, not a shape
