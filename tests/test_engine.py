@@ -317,10 +317,10 @@ def test_cot_seeds_fan_out_on_ray_with_the_local_records(cluster, one_thread, ti
     kw = dict(seeds=(0, 1), modes=("dss_mi",), source=tmp_path / "cot", progress=False, check_counts=False,
               overrides=dict(model=str(model), max_train_samples=None, max_eval_samples=None, epochs=1,
                              batch_size=8, learning_rate=3e-3, max_rationale_length=24, max_label_length=6))
-    fanned = run_cot_suite("cqa", "cpu", results_dir=tmp_path / "ray",
+    fanned = run_cot_suite("cqa", "cpu_seq2seq", results_dir=tmp_path / "ray",
                            engine=EngineArgs(engine="ray", ray_address=c.address), **kw)
     assert len(list((tmp_path / "ray" / "logs" / "batch").glob("*.log"))) == 2
-    local = run_cot_suite("cqa", "cpu", results_dir=tmp_path / "local", **kw)
+    local = run_cot_suite("cqa", "cpu_seq2seq", results_dir=tmp_path / "local", **kw)
     assert [r["key"] for r in fanned] == [r["key"] for r in local]
     for a, b in zip(fanned, local, strict=True):
         assert a["metrics"] == b["metrics"] and a["loss_end"] == b["loss_end"] and a["predictions"] == b["predictions"]
