@@ -34,8 +34,9 @@
 #
 # **Prerequisites.** notebook 00; what an encoder, a classification head and a decoder are.
 #
-# **Time on a laptop CPU (2 cores).** smoke: under a minute of training; default: about 3 minutes (two students train
-# live on 1,500 e-SNLI pairs for one epoch; the recorded verdict loads at once).
+# **Time on a laptop CPU (2 cores; measured, see `results/course_times.json`).** smoke: under 4 min; default: under
+# 8 min (two students train live on 1,500 e-SNLI pairs for one epoch, about 3 minutes of it; smoke trains for
+# seconds, the rest is starting up and reading e-SNLI; the recorded verdict loads at once).
 #
 # **Where the numbers come from.** The verdict below is the suite `cot_verdict` (`configs/cot_verdict/suite.yaml`:
 # its plan was committed before its first run), read from the kit's records (`results/cot`, never written here). The

@@ -244,6 +244,7 @@ def run_cot_suite(dataset: str = "cqa", preset: str = "cpu", seeds: tuple[int, .
         raise ValueError(f"--modes: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     store = ResultStore(results_dir)
     root = _cot_root(source).resolve()  # absolute: a Ray worker elsewhere reads the same folder
+    load_cot(dataset, root, check_counts=check_counts)  # a data mistake is one line here, before any run starts
     data = cot_fingerprint(dataset, root)
     configs = [CoTConfig(**{**PRESETS[preset], **(overrides or {}), **VARIANTS[m], "dataset": dataset, "seed": s})
                for s in seeds for m in modes]

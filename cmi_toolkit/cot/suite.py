@@ -160,8 +160,13 @@ def run_cot_verdict(spec: dict[str, Any], source: str | os.PathLike | None = Non
     from .data import _cot_root
     from .runs import _cot_record, variant_of
 
+    from .data import load_cot
+
     store = ResultStore(results_dir or spec["results_dir"])
     root = str(_cot_root(source).resolve())
+    for dataset in spec["datasets"]:  # a data mistake is one line here, before any run starts
+        if not select.get("datasets") or dataset in select["datasets"]:
+            load_cot(dataset, root, check_counts=check_counts)
     data = _fingerprints(spec, root)
     jobs = [Job(key, f"{cfg.dataset}/{variant_of(cfg.__dict__)}/seed{cfg.seed}", _cot_record,
                 (cfg, root, key, spec["suite"], data[cfg.dataset], check_counts))
