@@ -472,3 +472,9 @@ def test_a_deleted_or_edited_record_never_leaves_a_complete_looking_table(tmp_pa
         path = path.rename(path.with_name(f"{run_key(edited['params'])}.json"))
     with pytest.raises(CorruptResultError, match="its parameters give key .* the record was edited"):
         report(store, spec, out_dir=tmp_path / "out")
+
+
+def test_float_rounding_around_a_bound_is_not_an_impossible_number(tmp_path):
+    store = ResultStore(tmp_path)
+    store.save("k", {**RECORD, "metrics": {**RECORD["metrics"], "output_cmi": -5.551115123125783e-17}})
+    assert store.load("k")["metrics"]["output_cmi"] < 0
