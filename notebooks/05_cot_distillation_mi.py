@@ -34,9 +34,10 @@
 #
 # **Prerequisites.** notebook 00; what an encoder, a classification head and a decoder are.
 #
-# **Time on a laptop CPU (2 cores; measured, see `results/course_times.json`).** smoke: under 4 min; default: under
-# 8 min (two students train live on 1,500 e-SNLI pairs for one epoch, about 3 minutes of it; smoke trains for
-# seconds, the rest is starting up and reading e-SNLI; the recorded verdict loads at once).
+# **Time on a laptop CPU (2 cores; measured, see `results/course_times.json`).** smoke: under 5 min; default: under
+# 15 min (measured 4.1 and 14.4 min with the machine's load at 5.5 and 6.8, beside three other jobs on its 2 cores;
+# alone it needs a fraction of that). Two students train live on 1,500 e-SNLI pairs for one epoch; the recorded
+# verdict loads at once.
 #
 # **Where the numbers come from.** The verdict below is the suite `cot_verdict` (`configs/cot_verdict/suite.yaml`:
 # its plan was committed before its first run), read from the kit's records (`results/cot`, never written here). The
