@@ -157,10 +157,8 @@ def run_cot_verdict(spec: dict[str, Any], source: str | os.PathLike | None = Non
     ``check_counts``: refuse data whose example counts differ from the released files' (off for small fixtures)."""
     from ..engine import Job, run_jobs
     from ..results import ResultStore
-    from .data import _cot_root
+    from .data import _cot_root, load_cot
     from .runs import _cot_record, variant_of
-
-    from .data import load_cot
 
     store = ResultStore(results_dir or spec["results_dir"])
     root = str(_cot_root(source).resolve())
