@@ -11,7 +11,7 @@ import torch
 
 
 def sst2(split: str = "train", n: int = 640, seed: int = 0):
-    from cmi_toolkit.data import load_glue
+    from cmi_toolkit.data.loading import load_glue
 
     glue = os.environ.get("CMI_TOOLKIT_GLUE_DIR")
     if not glue:

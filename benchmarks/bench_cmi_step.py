@@ -17,10 +17,10 @@ import torch
 from _common import median, sst2, threads, timed
 from transformers import DataCollatorWithPadding, TrainingArguments
 
-from cmi_toolkit.data import make_dataloader, tokenize_glue
-from cmi_toolkit.losses import CMILossConfig
-from cmi_toolkit.models import load_classifier, load_tokenizer
-from cmi_toolkit.training import CMITrainer
+from cmi_toolkit.data.loading import make_dataloader, tokenize_glue
+from cmi_toolkit.data.models import load_classifier, load_tokenizer
+from cmi_toolkit.method.losses import CMILossConfig
+from cmi_toolkit.method.trainers import CMITrainer
 
 
 def make_trainer(model, tok, data, cmi: CMILossConfig, mode: str):

@@ -49,7 +49,7 @@ def run(path: Path, mode: str, work: Path) -> float:
 
 
 def machine() -> dict:
-    from cmi_toolkit.provenance import cpu_features, cpu_model
+    from cmi_toolkit.runs.provenance import cpu_features, cpu_model
 
     return {"cpu": cpu_model(), **cpu_features(), "cores": os.cpu_count(),
             "threads": int(os.environ.get("CMI_TOOLKIT_THREADS") or min(4, os.cpu_count() or 1))}

@@ -60,8 +60,9 @@ def worker(variant: str, steps: int, warmup: int) -> dict:
     spec = VARIANTS[variant]
     torch.set_num_threads(spec["threads"])
     from cmi_toolkit import defaults as D
-    from cmi_toolkit.experiments import RunConfig, prepare_data, train_model
-    from cmi_toolkit.models import load_tokenizer
+    from cmi_toolkit.data.models import load_tokenizer
+    from cmi_toolkit.runs.config import RunConfig
+    from cmi_toolkit.runs.execute import prepare_data, train_model
 
     preset = {k: v for k, v in D.LAB_PRESET.items() if k in ("task", "max_train_samples", "batch_size")}
     cfg = RunConfig(**preset, method="cmi", bf16=spec["bf16"])
@@ -79,7 +80,7 @@ def worker(variant: str, steps: int, warmup: int) -> dict:
             if state.global_step == warmup + steps:
                 marks["end"] = time.perf_counter()
 
-    from cmi_toolkit import training
+    from cmi_toolkit.method import trainers as training
 
     orig = training.CMITrainer.compute_loss
 

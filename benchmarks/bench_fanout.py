@@ -46,7 +46,7 @@ LAYOUTS = {
 
 
 def runs(n: int, train_samples: int):
-    from cmi_toolkit.experiments import RunConfig
+    from cmi_toolkit.runs.config import RunConfig
 
     return [RunConfig(task="sst2", method="ce", seed=s, max_train_samples=train_samples, max_eval_samples=200,
                       epochs=1) for s in range(n)]
@@ -55,7 +55,7 @@ def runs(n: int, train_samples: int):
 def _import_the_kit() -> int:
     import transformers.models.bert.modeling_bert  # noqa: F401 - what a run imports first
 
-    import cmi_toolkit.experiments  # noqa: F401
+    import cmi_toolkit.runs.execute  # noqa: F401
 
     return os.getpid()
 
@@ -77,8 +77,8 @@ def layout(name: str, n: int, train_samples: int, results: str) -> dict:
     """One layout's batch, in this (fresh) process: wall time and the records' accuracies."""
     import torch
 
-    from cmi_toolkit.engine import EngineArgs, run_batch
-    from cmi_toolkit.results import ResultStore
+    from cmi_toolkit.runs.engine import EngineArgs, run_batch
+    from cmi_toolkit.runs.store import ResultStore
 
     spec = LAYOUTS[name]
     glue = os.environ["CMI_TOOLKIT_GLUE_DIR"]
@@ -152,7 +152,7 @@ def main() -> None:
                 rounds[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
                 print(f"round {k + 1}, {name}: {rounds[name][-1]['wall_s']:.0f} s", file=sys.stderr, flush=True)
     out = {name: _median(rs, "wall_s") for name, rs in rounds.items()}
-    from cmi_toolkit.provenance import cpu_model
+    from cmi_toolkit.runs.provenance import cpu_model
 
     print(f"\n{args.runs} CE runs of MiniLM-L6 on SST-2 ({args.train_samples} examples, 1 epoch, 200 dev examples); "
           f"{cpu_model()}, {os.cpu_count()} cores; each layout timed whole (Ray's start included); "

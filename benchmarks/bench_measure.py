@@ -14,9 +14,9 @@ import argparse
 import torch
 from _common import median, sst2, threads, timed
 
-from cmi_toolkit.data import make_dataloader, tokenize_glue
-from cmi_toolkit.information import measure
-from cmi_toolkit.models import load_classifier, load_tokenizer
+from cmi_toolkit.data.loading import make_dataloader, tokenize_glue
+from cmi_toolkit.data.models import load_classifier, load_tokenizer
+from cmi_toolkit.method.measure import measure
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ from _common import sst2, threads, timed
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
-from cmi_toolkit.data import make_dataloader, tokenize_glue
-from cmi_toolkit.models import load_classifier, load_tokenizer
+from cmi_toolkit.data.loading import make_dataloader, tokenize_glue
+from cmi_toolkit.data.models import load_classifier, load_tokenizer
 
 
 def main() -> None:

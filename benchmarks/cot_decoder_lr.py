@@ -30,7 +30,7 @@ from cmi_toolkit.cot.student import (
     rouge_l,
     student_terms,
 )
-from cmi_toolkit.models import resolve_model
+from cmi_toolkit.data.models import resolve_model
 
 warnings.simplefilter("ignore")
 torch.set_num_threads(1)

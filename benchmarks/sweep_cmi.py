@@ -20,9 +20,9 @@ from collections import defaultdict
 import numpy as np
 import yaml
 
-from cmi_toolkit.experiments import RunConfig
-from cmi_toolkit.reproduce import SUITE_DIR, execute_runs, load_suite
-from cmi_toolkit.results import ResultStore
+from cmi_toolkit.runs.config import RunConfig
+from cmi_toolkit.runs.store import ResultStore
+from cmi_toolkit.runs.suites import SUITE_DIR, execute_runs, load_suite
 
 CANDIDATES = (
     [dict(space="feature", temperature=t, cmi_weight=w, centroid_mode="epoch")
@@ -52,7 +52,7 @@ def main() -> None:
             for i, cand in enumerate(CANDIDATES):
                 runs.append(dataclasses.replace(base, seed=seed, method="cmi", **cand))
                 labels[runs[-1].key] = ("cmi", i)
-    from cmi_toolkit.engine import EngineArgs
+    from cmi_toolkit.runs.engine import EngineArgs
 
     records = execute_runs(runs, store, engine=EngineArgs(engine=args.engine)).records
     score: dict[tuple, dict[tuple[str, int], float]] = defaultdict(dict)

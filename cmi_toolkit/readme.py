@@ -13,6 +13,9 @@ The README marks each generated table with an HTML comment naming its source,
 
 followed by the table and closed by ``<!-- /table -->``. :func:`update` rewrites every block from
 the records; ``check=True`` only compares and lists the blocks that differ (the test suite does this).
+
+Layer: above the course (it reads every layer's results: GLUE suites, CoT, the lab), below the CLI; only
+:mod:`cmi_toolkit.cli` imports it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def _cot_suite(name: str) -> bool:
     """Whether suite ``name``'s file declares ``kind: cot`` (a chain-of-thought suite)."""
     import yaml
 
-    from .reproduce import SUITE_DIR
+    from .runs.suites import SUITE_DIR
 
     path = SUITE_DIR / name / "suite.yaml"
     return path.is_file() and (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("kind") == "cot"
@@ -45,12 +48,13 @@ def _cot_suite(name: str) -> bool:
 
 def render(spec: str, root: str | Path = REPO) -> str:
     """The table text of one block (``spec`` as written after ``table:``)."""
-    from .results import ResultStore
+    from .runs.store import ResultStore
 
     words = spec.split()
     root = Path(root)
     if words[0] == "glue" and len(words) == 2:
-        from .reproduce import _pct, caveats, load_suite, suite_records, summarise, summary_table
+        from .evidence.report import _pct, caveats, summarise, summary_table
+        from .runs.suites import load_suite, suite_records
 
         records, _ = suite_records(ResultStore(root / "results"), load_suite(words[1]))
         rows = summarise(records)
@@ -75,7 +79,7 @@ def render(spec: str, root: str | Path = REPO) -> str:
     if words == ["lab"]:
         return _lab(root / "results" / "lab")
     if words[0] == "verdict" and len(words) == 2:
-        from .reproduce import load_suite, suite_records
+        from .runs.suites import load_suite, suite_records
 
         spec = load_suite(words[1])
         records, _ = suite_records(ResultStore(root / "results"), spec)
@@ -93,8 +97,8 @@ def render(spec: str, root: str | Path = REPO) -> str:
                          f"`cmi-toolkit cot --suite {words[1]}` resumes the plan.")
         return "\n".join(lines)
     if words[0] == "answer" and len(words) == 2:
-        from .reproduce import load_suite, suite_records
-        from .verdicts import answers, family_verdicts, not_counted, pooled
+        from .evidence.verdicts import answers, family_verdicts, not_counted, pooled
+        from .runs.suites import load_suite, suite_records
 
         spec = load_suite(words[1])
         records, _ = suite_records(ResultStore(root / "results"), spec)
@@ -102,8 +106,8 @@ def render(spec: str, root: str | Path = REPO) -> str:
         _, complete = _progress(records, spec, root)
         return "\n".join(answers(rows, pooled(rows, exclude=not_counted(spec)), partial=not complete))
     if words[0] == "equivalence" and len(words) == 2:
-        from .reproduce import load_suite, suite_records
-        from .verdicts import equivalence, equivalence_lines
+        from .evidence.verdicts import equivalence, equivalence_lines
+        from .runs.suites import load_suite, suite_records
 
         spec = load_suite(words[1])
         store = ResultStore(root / "results")
@@ -112,8 +116,8 @@ def render(spec: str, root: str | Path = REPO) -> str:
     if words[0] == "search" and len(words) == 3:
         import json
 
-        from .reproduce import load_suite
-        from .search import search_file, search_table
+        from .runs.search import search_file, search_table
+        from .runs.suites import load_suite
 
         spec = load_suite(words[1])
         found = [search_file(spec, t, words[2], root / "results") for t in spec["tasks"]]
@@ -127,8 +131,8 @@ def render(spec: str, root: str | Path = REPO) -> str:
 
 
 def _verdicts(records: list[dict[str, Any]], spec: dict[str, Any]) -> str:
-    """One line per comparison of the suite's family (:mod:`cmi_toolkit.verdicts`), then the pooled estimates."""
-    from .verdicts import _p, _pts, family_verdicts, not_counted, pooled, verdict_lines
+    """One line per comparison of the suite's family (:mod:`cmi_toolkit.evidence.verdicts`), then the pooled estimates."""
+    from .evidence.verdicts import _p, _pts, family_verdicts, not_counted, pooled, verdict_lines
 
     rows = family_verdicts(records, spec)
     lines = _progress(records, spec)[0] + verdict_lines(rows)
@@ -145,11 +149,11 @@ def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = 
     whether all of it is."""
     if not spec.get("plan"):
         return [], True
-    from .reproduce import suite_runs
-    from .search import search_file
+    from .runs.search import search_file
+    from .runs.suites import suite_runs
 
     planned = suite_runs(spec, with_dependencies=True, results_root=root / "results")
-    from .results import record_store_key
+    from .runs.store import record_store_key
 
     have = {record_store_key(r) for r in records}
     done = sum(cfg.store_key() in have for cfg in planned) if planned else 0
@@ -160,10 +164,10 @@ def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = 
             finished = [t for t in tasks if search_file(spec, t, kind, root / "results").is_file()]
             searches.append(f"{kind} search {len(finished)}/{len(tasks)} tasks")
             all_searched &= len(finished) == len(tasks)
-    from .search import UNINFORMATIVE, uninformative_searches
+    from .runs.search import UNINFORMATIVE, uninformative_searches
 
     blind = uninformative_searches(spec, root / "results")
-    from .plan import plan_status
+    from .runs.plan import plan_status
 
     pre = plan_status(spec, spec.get("_file"), records)["precedes"]
     before = f"; {pre['before_plan']} of the recorded runs were made before the plan's commit" \
@@ -182,8 +186,8 @@ def _lab(results_dir: Path) -> str:
     import statistics
 
     from . import defaults as D
-    from .evidence import paired_comparison
-    from .lab import sweep, timing
+    from .course.lab import sweep, timing
+    from .evidence.statistics import paired_comparison
 
     rows, missing = sweep(results_dir=results_dir, train=False, progress=False)
     if missing or not rows:
@@ -217,7 +221,7 @@ def _lab(results_dir: Path) -> str:
 
 def _presets(records: list[dict[str, Any]], task: str) -> str:
     """One row per CE preset tried on held-out training data: its score, prediction share and flags."""
-    from .tasks import get_task
+    from .data.tasks import get_task
 
     task = get_task(task).hub_config
     rows = sorted((r for r in records if r["params"]["task"] == task and r["measured_with"]["split"] == "heldout"),
@@ -258,7 +262,7 @@ def check_blocks(text: str, path: str | Path) -> None:
 
 def update(path: str | Path, check: bool = False, root: str | Path = REPO) -> list[str]:
     """Regenerate every table block of ``path``; returns the specs whose text changed (or would change)."""
-    from .results import atomic_write_text
+    from .files import atomic_write_text
 
     path = Path(path)
     text = path.read_text(encoding="utf-8")

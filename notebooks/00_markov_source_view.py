@@ -73,10 +73,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cmi_toolkit.information import class_centroids
-from cmi_toolkit.markov import SyntheticMarkovSource, estimator_bias
-from cmi_toolkit.notebook import P, check_parameters, save_metrics, setup
-from cmi_toolkit.viz import convergence_figure, show_figure
+from cmi_toolkit.method.information import class_centroids
+from cmi_toolkit.method.markov import SyntheticMarkovSource, estimator_bias
+from cmi_toolkit.course.notebook import P, check_parameters, save_metrics, setup
+from cmi_toolkit.course.figures import convergence_figure
+from cmi_toolkit.plotting import show_figure
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), seed=P(int, low=0), alphabet_size=P(int, low=2, high=26), order=P(int, low=1, high=6),
@@ -185,7 +186,7 @@ save_metrics(output_dir, {"exact_cmi_bayes": exact["bayes"], "exact_cmi_tempered
 # %% [markdown]
 # ## Exercise 1: Write the plug-in CMI estimate
 #
-# Given per-sample distributions `probs` (N × K, rows sum to 1) and `labels`, compute the class centroids $g_y$ (the mean row of class $y$) and return $\frac1N\sum_i \mathrm{KL}(p_i \,\|\, g_{y_i})$ in nats. The check compares it with `cmi_toolkit.information.conditional_mutual_information`. *Discuss:* why does this estimate sit below the exact value for small N (hint: the centroids are fitted to the same samples)?
+# Given per-sample distributions `probs` (N × K, rows sum to 1) and `labels`, compute the class centroids $g_y$ (the mean row of class $y$) and return $\frac1N\sum_i \mathrm{KL}(p_i \,\|\, g_{y_i})$ in nats. The check compares it with `cmi_toolkit.method.information.conditional_mutual_information`. *Discuss:* why does this estimate sit below the exact value for small N (hint: the centroids are fitted to the same samples)?
 #
 # Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
 
@@ -196,7 +197,7 @@ def plugin_cmi(probs, labels, num_classes):
 
 
 # %%
-from cmi_toolkit.exercises import check
+from cmi_toolkit.course.exercises import check
 
 check("plugin_cmi", plugin_cmi)
 

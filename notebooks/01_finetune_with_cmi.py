@@ -43,7 +43,7 @@ output_dir = "outputs/01_finetune_with_cmi"
 figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
-from cmi_toolkit.notebook import P, check_parameters, save_metrics, setup, smoke_note
+from cmi_toolkit.course.notebook import P, check_parameters, save_metrics, setup, smoke_note
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), lambdas=P(list, low=0), seeds=P(list, low=0, items=int),
@@ -57,9 +57,9 @@ import functools
 
 import pandas as pd
 
-from cmi_toolkit import lab
-from cmi_toolkit.viz import save_figure, show_figure
-from cmi_toolkit.widgets import LambdaExplorer, interactive, progress_callback, show_sweep
+from cmi_toolkit.course import lab
+from cmi_toolkit.plotting import save_figure, show_figure
+from cmi_toolkit.course.widgets import LambdaExplorer, interactive, progress_callback, show_sweep
 
 if smoke:  # tiny models in a scratch store, one seed, three lambdas
     lambdas, seeds, results_dir = [0.0, 0.1, 1.0], seeds[:1], str(output_dir / "lab_store")
@@ -129,7 +129,7 @@ print(f"The circled λ = {chosen:g} is the kit's default, chosen on held-out tra
 # %% [markdown]
 # ## Exercise 1: Write the CMI-regularised loss
 #
-# Return $\mathrm{CE}(z, y) + \lambda\,\frac1B\sum_i \mathrm{KL}(\mathrm{softmax}(h_i/T)\,\|\,g_{y_i})$ for a batch of logits $z$, pooled features $h$, labels and (fixed) centroids $g$. The check compares it with `cmi_toolkit.losses.cmi_regularized_loss`. *Discuss:* what happens to the gradient of the CMI term when T is large?
+# Return $\mathrm{CE}(z, y) + \lambda\,\frac1B\sum_i \mathrm{KL}(\mathrm{softmax}(h_i/T)\,\|\,g_{y_i})$ for a batch of logits $z$, pooled features $h$, labels and (fixed) centroids $g$. The check compares it with `cmi_toolkit.method.losses.cmi_regularized_loss`. *Discuss:* what happens to the gradient of the CMI term when T is large?
 #
 # Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
 
@@ -140,7 +140,7 @@ def cmi_loss(logits, features, labels, centroids, lam, T):
 
 
 # %%
-from cmi_toolkit.exercises import check
+from cmi_toolkit.course.exercises import check
 
 check("cmi_loss", cmi_loss)
 

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 02 · Measuring CMI, separation and NCMI
 #
-# `cmi_toolkit.information.measure(model, dataset)` makes one no-grad pass and returns, in **both spaces**
+# `cmi_toolkit.method.measure.measure(model, dataset)` makes one no-grad pass and returns, in **both spaces**
 # (feature $f_x$ and output $P_x$), per class and overall:
 #
 # * $\mathrm{CMI} = \frac1N\sum_i \mathrm{KL}(p_i \,\|\, g_{y_i})$: spread of each class around its centroid;
@@ -38,7 +38,7 @@ output_dir = "outputs/02_measure_cmi"
 figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
-from cmi_toolkit.notebook import P, check_parameters, save_metrics, setup
+from cmi_toolkit.course.notebook import P, check_parameters, save_metrics, setup
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), temperature=P(float, low=1e-6), seed=P(int, low=0),
@@ -48,13 +48,14 @@ output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue"
 
 import pandas as pd
 
-from cmi_toolkit import lab
-from cmi_toolkit.data import load_glue, tokenize_glue
-from cmi_toolkit.information import measure
-from cmi_toolkit.models import load_classifier, load_tokenizer
-from cmi_toolkit.tasks import get_task
-from cmi_toolkit.viz import show_figure, training_curve
-from cmi_toolkit.widgets import text_progress
+from cmi_toolkit.course import lab
+from cmi_toolkit.data.loading import load_glue, tokenize_glue
+from cmi_toolkit.method.measure import measure
+from cmi_toolkit.data.models import load_classifier, load_tokenizer
+from cmi_toolkit.data.tasks import get_task
+from cmi_toolkit.plotting import show_figure
+from cmi_toolkit.course.figures import training_curve
+from cmi_toolkit.course.widgets import text_progress
 
 spec = get_task(task)
 max_eval = 120 if smoke else None
@@ -127,7 +128,7 @@ per_class(along["final_per_class"])
 # %% [markdown]
 # ## Exercise 1: Write the separation Γ
 #
-# Return $\Gamma = \frac1N\sum_i\sum_{c\neq y_i} \frac{\pi_c}{1-\pi_{y_i}} H(p_i, g_c)$ with $\pi$ the class frequencies and $H(p, g) = -\sum_k p_k\log g_k$. The check compares it with `cmi_toolkit.information.separation`. *Discuss:* why divide CMI by Γ rather than report CMI alone?
+# Return $\Gamma = \frac1N\sum_i\sum_{c\neq y_i} \frac{\pi_c}{1-\pi_{y_i}} H(p_i, g_c)$ with $\pi$ the class frequencies and $H(p, g) = -\sum_k p_k\log g_k$. The check compares it with `cmi_toolkit.method.information.separation`. *Discuss:* why divide CMI by Γ rather than report CMI alone?
 #
 # Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
 
@@ -138,7 +139,7 @@ def separation(probs, labels, num_classes):
 
 
 # %%
-from cmi_toolkit.exercises import check
+from cmi_toolkit.course.exercises import check
 
 check("separation", separation)
 

@@ -43,7 +43,7 @@ output_dir = "outputs/03_centroids_and_clusters"
 figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
-from cmi_toolkit.notebook import P, check_parameters, save_metrics, setup, smoke_note
+from cmi_toolkit.course.notebook import P, check_parameters, save_metrics, setup, smoke_note
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), task=P(str), model=P(str), cmi_weight=P(float, low=0), temperature=P(float, low=1e-6),
@@ -54,8 +54,9 @@ output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue"
 import numpy as np
 import pandas as pd
 
-from cmi_toolkit import lab
-from cmi_toolkit.viz import cluster_figure, fpdc_heatmap, kl_histograms, show_figure, side_by_side
+from cmi_toolkit.course import lab
+from cmi_toolkit.course.figures import cluster_figure, fpdc_heatmap, kl_histograms, side_by_side
+from cmi_toolkit.plotting import show_figure
 
 if smoke:
     results_dir = str(output_dir / "lab_store")
@@ -146,7 +147,7 @@ def ema_update(centroids, probs, labels, m):
 
 
 # %%
-from cmi_toolkit.exercises import check
+from cmi_toolkit.course.exercises import check
 
 check("ema_update", ema_update)
 

@@ -48,7 +48,7 @@ output_dir = "outputs/04_teacher_student_kd"
 figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
-from cmi_toolkit.notebook import P, check_parameters, save_metrics, setup, smoke_note
+from cmi_toolkit.course.notebook import P, check_parameters, save_metrics, setup, smoke_note
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), task=P(str), suite=P(str), methods=P(list, items=str), seeds=P(list, low=0, items=int),
@@ -60,10 +60,12 @@ output_dir, figures_dir, glue_dir = setup(smoke, output_dir, figures_dir, "glue"
 import pandas as pd
 from IPython.display import Markdown
 
-from cmi_toolkit.reproduce import METHOD_LABELS, cached_or_run, load_suite, suite_runs, summarise
-from cmi_toolkit.results import ResultStore
-from cmi_toolkit.verdicts import one_comparison, verdict_lines
-from cmi_toolkit.viz import grouped_intervals, show_figure
+from cmi_toolkit.evidence.report import METHOD_LABELS, summarise
+from cmi_toolkit.runs.suites import cached_or_run, load_suite, suite_runs
+from cmi_toolkit.runs.store import ResultStore
+from cmi_toolkit.evidence.verdicts import one_comparison, verdict_lines
+from cmi_toolkit.evidence.figures import grouped_intervals
+from cmi_toolkit.plotting import show_figure
 
 if smoke:
     seeds = seeds[:2]
@@ -121,7 +123,7 @@ save_metrics(output_dir, {"rows": rows, "task": task, "seeds": seeds, "keys": [c
 # %% [markdown]
 # ## Exercise 1: Write the distillation loss
 #
-# Return $\alpha T^2\,\mathrm{KL}(p_t^T\,\|\,p_s^T) + (1-\alpha)\,\mathrm{CE}(z_s, y)$, with $p^T = \mathrm{softmax}(z/T)$ and the KL averaged over the batch. The check compares it with `cmi_toolkit.losses.distillation_loss`. *Discuss:* why would a teacher with *higher* CMI give the student more to learn from?
+# Return $\alpha T^2\,\mathrm{KL}(p_t^T\,\|\,p_s^T) + (1-\alpha)\,\mathrm{CE}(z_s, y)$, with $p^T = \mathrm{softmax}(z/T)$ and the KL averaged over the batch. The check compares it with `cmi_toolkit.method.losses.distillation_loss`. *Discuss:* why would a teacher with *higher* CMI give the student more to learn from?
 #
 # Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
 
@@ -132,7 +134,7 @@ def kd_loss(student_logits, teacher_logits, labels, alpha, T):
 
 
 # %%
-from cmi_toolkit.exercises import check
+from cmi_toolkit.course.exercises import check
 
 check("kd_loss", kd_loss)
 

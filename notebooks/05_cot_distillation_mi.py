@@ -70,9 +70,10 @@ from cmi_toolkit.cot import CoTConfig, load_cot, run_cot_suite, teacher_accuracy
 from cmi_toolkit.cot.data import CoTDataWarning
 from cmi_toolkit.cot.runs import NAMES
 from cmi_toolkit.cot.suite import arm_lines, cot_verdict, load_cot_suite
-from cmi_toolkit.notebook import P, check_parameters, kit_results, save_metrics, setup, smoke_note
-from cmi_toolkit.verdicts import family_table
-from cmi_toolkit.viz import forest_plot, grouped_intervals, show_figure
+from cmi_toolkit.course.notebook import P, check_parameters, kit_results, save_metrics, setup, smoke_note
+from cmi_toolkit.evidence.verdicts import family_table
+from cmi_toolkit.evidence.figures import forest_plot, grouped_intervals
+from cmi_toolkit.plotting import show_figure
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), dataset=P(str, choices=("esnli", "cqa")), suite=P(str),
@@ -195,7 +196,7 @@ def infonce_bound(scores):
 
 
 # %%
-from cmi_toolkit.exercises import check
+from cmi_toolkit.course.exercises import check
 
 check("infonce_bound", infonce_bound)
 

@@ -50,7 +50,7 @@ output_dir = "outputs/06_reproduce_glue"
 figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
-from cmi_toolkit.notebook import P, check_parameters, folders, save_metrics
+from cmi_toolkit.course.notebook import P, check_parameters, folders, save_metrics
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), suite=P(str), results_dir=P(str), output_dir=P(str), figures_dir=P(str, none=True))
@@ -60,9 +60,10 @@ from pathlib import Path
 
 from IPython.display import Markdown
 
-from cmi_toolkit.reproduce import load_suite, suite_records, summarise, summary_figure, summary_markdown
-from cmi_toolkit.results import ResultStore
-from cmi_toolkit.viz import show_figure
+from cmi_toolkit.runs.suites import load_suite, suite_records
+from cmi_toolkit.evidence.report import summarise, summary_figure, summary_markdown
+from cmi_toolkit.runs.store import ResultStore
+from cmi_toolkit.plotting import show_figure
 
 output_dir, figures_dir = folders(output_dir, figures_dir)
 spec = load_suite(suite)
@@ -98,8 +99,8 @@ show_figure(fig, "06_glue_summary", figures_dir)
 # false verdict stays under 5 %. The plan, committed before the runs, fixes the family in advance.
 
 # %%
-from cmi_toolkit.plan import plan_lines, plan_status, stopping_lines
-from cmi_toolkit.verdicts import family_table, family_verdicts, not_counted, pooled
+from cmi_toolkit.runs.plan import plan_lines, plan_status, stopping_lines
+from cmi_toolkit.evidence.verdicts import family_table, family_verdicts, not_counted, pooled
 
 family = family_verdicts(records, spec)
 pools = pooled(family, exclude=not_counted(spec))
@@ -116,7 +117,7 @@ Markdown("\n".join(family_table(family, pools) + [""] + plan_lines(status) + sto
 # not all recorded, the README adds "so far (partial)".)
 
 # %%
-from cmi_toolkit.verdicts import answers
+from cmi_toolkit.evidence.verdicts import answers
 
 Markdown("\n".join(answers(family, pools)))
 
@@ -130,7 +131,7 @@ Markdown("\n".join(answers(family, pools)))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from cmi_toolkit.viz import forest_plot
+from cmi_toolkit.evidence.figures import forest_plot
 
 if pools:
     show_figure(forest_plot(family, pools, f"Paired Δ per task and pooled, suite {spec['suite']}"),
@@ -149,7 +150,7 @@ save_metrics(output_dir, {"rows": rows, "records": len(records),
 # %% [markdown]
 # ## Exercise 1: Write the paired confidence interval
 #
-# Given per-seed scores of a method and its baseline (same seeds, same order), return the 95 % paired-t interval (low, high) of their difference. The check compares it with `cmi_toolkit.evidence.paired_comparison`. *Discuss:* why is a positive mean with every seed won still "no difference detected" when the interval includes 0?
+# Given per-seed scores of a method and its baseline (same seeds, same order), return the 95 % paired-t interval (low, high) of their difference. The check compares it with `cmi_toolkit.evidence.statistics.paired_comparison`. *Discuss:* why is a positive mean with every seed won still "no difference detected" when the interval includes 0?
 #
 # Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
 
@@ -160,7 +161,7 @@ def paired_interval(method, baseline):
 
 
 # %%
-from cmi_toolkit.exercises import check
+from cmi_toolkit.course.exercises import check
 
 check("paired_interval", paired_interval)
 

@@ -29,7 +29,7 @@ def glue_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from cmi_toolkit.models import load_tokenizer
+    from cmi_toolkit.data.models import load_tokenizer
 
     return load_tokenizer("minilm-l6")
 
@@ -51,7 +51,7 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
 
 @pytest.fixture()
 def tiny_model(tiny_model_dir):
-    from cmi_toolkit.models import load_classifier
+    from cmi_toolkit.data.models import load_classifier
 
     torch.manual_seed(0)
     return load_classifier(str(tiny_model_dir), num_labels=2)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from cmi_toolkit.experiments import RunConfig, prepare_data, train_model
-from cmi_toolkit.models import load_tokenizer
+from cmi_toolkit.data.models import load_tokenizer
+from cmi_toolkit.runs.config import RunConfig
+from cmi_toolkit.runs.execute import prepare_data, train_model
 
 model_dir, glue, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 cfg = RunConfig(task="sst2", model=model_dir, method="cmi", max_train_samples=None, epochs=2, batch_size=8,

@@ -5,7 +5,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from cmi_toolkit.fpdc import CentroidEstimator
+from cmi_toolkit.method.fpdc import CentroidEstimator
 
 rank, world, port, out, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)

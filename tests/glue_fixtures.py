@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# hub schema of nyu-mll/glue, written out independently of cmi_toolkit.tasks
+# hub schema of nyu-mll/glue, written out independently of cmi_toolkit.data.tasks
 HUB_SCHEMA = {
     "cola": ({"sentence": "string", "label": ["unacceptable", "acceptable"], "idx": "int32"}, ["train", "validation"]),
     "sst2": ({"sentence": "string", "label": ["negative", "positive"], "idx": "int32"}, ["train", "validation"]),

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from cmi_toolkit.experiments import execute
-from cmi_toolkit.losses import CMILossConfig, cmi_regularized_loss, distillation_loss
-from cmi_toolkit.results import ResultStore
+from cmi_toolkit.method.losses import CMILossConfig, cmi_regularized_loss, distillation_loss
+from cmi_toolkit.runs.execute import execute
+from cmi_toolkit.runs.store import ResultStore
 
 from .test_training import _cfg, _easy_sst2
 
@@ -28,7 +28,7 @@ def test_loss_terms_are_fp32_under_autocast():
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["ce", "cmi", "mcmi", "kd_ce"])
 def test_every_method_trains_under_cpu_bf16_autocast(tmp_path, tiny_model_dir, method):
-    from cmi_toolkit import training
+    from cmi_toolkit.method import trainers as training
 
     seen = []  # dtype of the trained model's classifier output at every training forward pass
     originals = {cls: cls.compute_loss for cls in (training.CMITrainer, training.DistillationTrainer)}

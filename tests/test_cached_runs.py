@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from cmi_toolkit.experiments import RunConfig
-from cmi_toolkit.reproduce import cached_or_run
-from cmi_toolkit.results import ResultStore
+from cmi_toolkit.runs.config import RunConfig
+from cmi_toolkit.runs.store import ResultStore
+from cmi_toolkit.runs.suites import cached_or_run
 
 from .test_training import _easy_sst2
 

@@ -1,11 +1,14 @@
 """Atomic checkpoints and resumption that really continues where it stopped."""
 
+import json
+import os
+
 import pytest
 import torch
 from transformers import Trainer, TrainerCallback
 
-from cmi_toolkit.experiments import prepare_data, train_model
-from cmi_toolkit.training import checkpoint_problem, last_complete_checkpoint
+from cmi_toolkit.method.trainers import checkpoint_problem, last_complete_checkpoint
+from cmi_toolkit.runs.execute import prepare_data, train_model
 
 from .test_training import Recorder, _cfg, _easy_sst2
 
@@ -89,8 +92,26 @@ def test_incomplete_and_truncated_checkpoints_are_skipped(tmp_path, tiny_model_d
     shutil.copytree(out / "checkpoint-2", out / "checkpoint-7")
     weights = out / "checkpoint-7" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    # a whole archive (manifest sizes updated) whose optimiser state only a full unpickle would build: code
+    shutil.copytree(out / "checkpoint-2", out / "checkpoint-8")
+    torch.save({"state": _RunsCode(str(tmp_path / "ran"))}, out / "checkpoint-8" / "optimizer.pt")
+    manifest = json.loads((out / "checkpoint-8" / "manifest.json").read_text())
+    manifest["files"]["optimizer.pt"] = (out / "checkpoint-8" / "optimizer.pt").stat().st_size
+    (out / "checkpoint-8" / "manifest.json").write_text(json.dumps(manifest))
     capsys.readouterr()
     _, trainer = train_model(cfg, train, tokenizer, out, progress=False)
     err = capsys.readouterr().err
     assert "skipping incomplete checkpoint" in err and "checkpoint-9" in err and "truncated" in err
+    assert "checkpoint-8 (optimizer.pt does not load as weights only" in err
+    assert not (tmp_path / "ran").exists()
     assert trainer.resumed_from_step == 2 and trainer.state.global_step == 4
+
+
+class _RunsCode:
+    """Unpickling this runs code (it would create ``path``): what a hostile checkpoint could carry."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.makedirs, (self.path,))

@@ -5,7 +5,7 @@ import sys
 import yaml
 
 from cmi_toolkit.cli import main
-from cmi_toolkit.reproduce import load_suite, suite_runs
+from cmi_toolkit.runs.suites import load_suite, suite_runs
 
 from .glue_fixtures import write_task
 

@@ -150,7 +150,7 @@ def test_masking_leaves_padding_out():
 def tiny_seq2seq(tmp_path_factory):
     from transformers import BertConfig, EncoderDecoderConfig, EncoderDecoderModel
 
-    from cmi_toolkit.models import load_tokenizer
+    from cmi_toolkit.data.models import load_tokenizer
 
     tok = load_tokenizer("minilm-l6")
     small = dict(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,

@@ -231,7 +231,7 @@ def test_choice_student_scores_each_pair_and_reads_all_pairs(tiny_model_dir, tmp
 @pytest.mark.parametrize("variant", ["label_only", "dss", "dss_mi", "dss_mi_var"])
 def test_student_run_learns_the_tiny_task_and_records_what_it_did(tiny_model_dir, tmp_path, variant):
     from cmi_toolkit.cot.runs import VARIANTS
-    from cmi_toolkit.predictions import decode_predictions
+    from cmi_toolkit.data.predictions import decode_predictions
 
     write_esnli(tmp_path / "cot", n_train=60, n_test=12)
     cfg = CoTConfig(**{**VARIANTS[variant], "dataset": "esnli", "student": "encoder", "model": str(tiny_model_dir),

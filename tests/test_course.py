@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from cmi_toolkit.course import render_course
+from cmi_toolkit.course.render import render_course
 
 from .conftest import REPO
 
@@ -24,8 +24,8 @@ def test_the_committed_course_copy_shows_every_module_from_its_default_run():
     its figures inline, every exercise check's message, nothing fetched from a network and no smoke run."""
     import re
 
-    from cmi_toolkit.course import MATHJAX_CDN
-    from cmi_toolkit.notebook import SMOKE_BANNER
+    from cmi_toolkit.course.notebook import SMOKE_BANNER
+    from cmi_toolkit.course.render import MATHJAX_CDN
 
     from .conftest import REPO
 

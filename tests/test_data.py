@@ -3,8 +3,15 @@ import time
 import pytest
 from datasets import ClassLabel, Value
 
-from cmi_toolkit.data import GLUE_DIR_ENV, GlueFormatError, load_glue, make_dataloader, subset, tokenize_glue
-from cmi_toolkit.hub import HubUnavailableError
+from cmi_toolkit.data.hub import HubUnavailableError
+from cmi_toolkit.data.loading import (
+    GLUE_DIR_ENV,
+    GlueFormatError,
+    load_glue,
+    make_dataloader,
+    subset,
+    tokenize_glue,
+)
 
 from .glue_fixtures import FOLDERS, HUB_SCHEMA, write_task
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from cmi_toolkit.engine import EngineArgs, run_batch
-from cmi_toolkit.experiments import RunConfig
-from cmi_toolkit.results import ResultStore
+from cmi_toolkit.runs.config import RunConfig
+from cmi_toolkit.runs.engine import EngineArgs, run_batch
+from cmi_toolkit.runs.store import ResultStore
 
 from .test_cot import tiny_seq2seq, write_cot  # noqa: F401 - the fixture is used by name
 from .test_training import _easy_sst2
@@ -122,7 +122,7 @@ def test_models_travel_as_bytes_where_the_results_folder_is_not_seen(cluster, fi
 
 
 def test_a_task_that_sees_the_results_folder_moves_its_model_instead_of_sending_it(fixture_data, tmp_path):
-    from cmi_toolkit.engine import train_in_scratch
+    from cmi_toolkit.runs.engine import train_in_scratch
 
     (cfg,) = _runs(fixture_data["model"], seeds=(0,), methods=("ce",))
     models = tmp_path / "results" / "models"
@@ -141,7 +141,7 @@ def test_a_task_that_sees_the_results_folder_moves_its_model_instead_of_sending_
 def test_leftovers_of_dead_tasks_go_once_no_driver_is_left(tmp_path):
     import socket
 
-    from cmi_toolkit.engine import _sweep_leftovers
+    from cmi_toolkit.runs.engine import _sweep_leftovers
 
     models = tmp_path / "models"
     (models / ".scratch-abc" / "runs").mkdir(parents=True)
@@ -206,8 +206,8 @@ def test_two_drivers_on_one_results_folder_train_each_run_once(cluster, fixture_
     results = tmp_path / "shared"
     script = (
         "import json, sys\n"
-        "from cmi_toolkit.engine import EngineArgs, run_batch\n"
-        "from cmi_toolkit.results import ResultStore\n"
+        "from cmi_toolkit.runs.engine import EngineArgs, run_batch\n"
+        "from cmi_toolkit.runs.store import ResultStore\n"
         "from tests.test_engine import _runs\n"
         f"r = run_batch(_runs({str(fixture_data['model'])!r}), ResultStore({str(results)!r}), {fixture_data['glue']!r},"
         f" EngineArgs(engine='ray', ray_address={c.address!r}), progress=False)\n"
@@ -239,7 +239,7 @@ def one_thread():
 
 
 def _search(model, glue, store, engine):
-    from cmi_toolkit.search import successive_halving
+    from cmi_toolkit.runs.search import successive_halving
 
     base = RunConfig(task="sst2", model=str(model), max_train_samples=None, batch_size=8, learning_rate=3e-3,
                      warmup_ratio=0.0)
@@ -264,7 +264,7 @@ def test_a_search_on_ray_chooses_as_the_serial_search_with_the_same_records(clus
 
 
 def test_the_lab_sweep_fans_out_on_ray(cluster, fixture_data, one_thread, tmp_path):
-    from cmi_toolkit.lab import sweep
+    from cmi_toolkit.course.lab import sweep
 
     c, _ = cluster
     kw = dict(lambdas=(0.0, 0.05), seeds=(0,), glue_dir=fixture_data["glue"], progress=False,
@@ -291,7 +291,7 @@ def _square(x: int) -> dict:
 def test_jobs_on_ray_file_each_record_once_and_name_a_failing_one(cluster, tmp_path):
     from ray import cloudpickle
 
-    from cmi_toolkit.engine import Job, run_jobs
+    from cmi_toolkit.runs.engine import Job, run_jobs
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # a test module is not importable on a worker
     c, _ = cluster
@@ -355,8 +355,8 @@ def test_a_run_another_process_trains_is_passed_over_then_read(tmp_path):
     import sys
     import textwrap
 
-    from cmi_toolkit.engine import Job, run_jobs
-    from cmi_toolkit.results import ResultStore
+    from cmi_toolkit.runs.engine import Job, run_jobs
+    from cmi_toolkit.runs.store import ResultStore
 
     store = ResultStore(tmp_path / "r")
     store.check_writable()
@@ -365,7 +365,7 @@ def test_a_run_another_process_trains_is_passed_over_then_read(tmp_path):
     other = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
         from filelock import FileLock
-        from cmi_toolkit.results import ResultStore
+        from cmi_toolkit.runs.store import ResultStore
         with FileLock({str(lock_path)!r}):
             print("held", flush=True)
             time.sleep(3)

@@ -4,10 +4,11 @@ import math
 
 import pytest
 
-from cmi_toolkit.evidence import degenerate_flags, min_detectable_effect, paired_comparison, verdict
-from cmi_toolkit.experiments import execute
-from cmi_toolkit.reproduce import summarise
-from cmi_toolkit.results import ResultStore
+from cmi_toolkit.evidence.report import summarise
+from cmi_toolkit.evidence.statistics import min_detectable_effect, paired_comparison, verdict
+from cmi_toolkit.runs.checks import degenerate_flags
+from cmi_toolkit.runs.execute import execute
+from cmi_toolkit.runs.store import ResultStore
 
 from .test_training import _cfg, _easy_sst2
 
@@ -112,7 +113,7 @@ def test_maximiser_raises_cmi_and_the_check_says_so(tmp_path, tiny_model_dir):
 
 
 def test_mechanism_failure_is_marked():
-    from cmi_toolkit.evidence import mechanism_check
+    from cmi_toolkit.runs.checks import mechanism_check
 
     assert mechanism_check("cmi", 0.5, 0.4, "feature", 0.1)["passed"] is False
     assert mechanism_check("mcmi", 0.3, 0.4, "output", 1.0)["passed"] is False

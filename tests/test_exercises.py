@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from cmi_toolkit.exercises import EXERCISES, check
+from cmi_toolkit.course.exercises import EXERCISES, check
 
 from .conftest import REPO
 
@@ -53,7 +53,7 @@ def test_a_check_shows_its_message_and_no_bare_true_in_a_notebook_cell():
     from IPython.utils.capture import capture_output
 
     shell = InteractiveShell.instance()
-    shell.run_cell("from cmi_toolkit.exercises import check\n"
+    shell.run_cell("from cmi_toolkit.course.exercises import check\n"
                    "def infonce_bound(s):\n    import math, torch\n"
                    "    return math.log(s.shape[0]) + (s.diagonal() - torch.logsumexp(s, 1)).mean()")
     with capture_output() as cap:

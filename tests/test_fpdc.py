@@ -6,9 +6,9 @@ import sys
 import pytest
 import torch
 
-from cmi_toolkit.fpdc import CentroidEstimator
-from cmi_toolkit.information import class_centroids
-from cmi_toolkit.markov import MarkovSourceView
+from cmi_toolkit.method.fpdc import CentroidEstimator
+from cmi_toolkit.method.information import class_centroids
+from cmi_toolkit.method.markov import MarkovSourceView
 
 from .conftest import REPO
 
@@ -49,7 +49,7 @@ def test_absent_class_keeps_centroid_and_ema_rule():
 
 
 def test_fit_over_loader(tiny_model, tokenizer, tmp_path):
-    from cmi_toolkit.data import load_glue, make_dataloader, tokenize_glue
+    from cmi_toolkit.data.loading import load_glue, make_dataloader, tokenize_glue
 
     from .glue_fixtures import write_task
 

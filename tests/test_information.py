@@ -3,14 +3,14 @@ import math
 import pytest
 import torch
 
-from cmi_toolkit.information import (
+from cmi_toolkit.method.information import (
     class_centroids,
     conditional_mutual_information,
-    measure,
     ncmi,
     per_class_cmi,
     separation,
 )
+from cmi_toolkit.method.measure import measure
 
 
 def _entropy(p):
@@ -72,7 +72,7 @@ def test_bad_inputs():
 
 
 def test_measure_on_tiny_model(tiny_model, tokenizer, tmp_path):
-    from cmi_toolkit.data import load_glue, tokenize_glue
+    from cmi_toolkit.data.loading import load_glue, tokenize_glue
 
     from .glue_fixtures import write_task
 
@@ -93,3 +93,46 @@ def test_measure_on_tiny_model(tiny_model, tokenizer, tmp_path):
     assert report.output.cmi == pytest.approx(conditional_mutual_information(p, labels, 2).item(), abs=1e-5)
     assert len(report.feature.per_class_cmi) == 2 and report.feature.centroids.shape == (2, 32)
     assert set(report.summary()) >= {"accuracy", "feature_cmi", "feature_ncmi", "output_separation"}
+
+
+def _gamma_by_loops(probs, labels, weights_of):
+    """Gamma written as the definition reads, in plain Python: mean over rows of sum_{c != y} w_{y,c} H(p_i, g_c)."""
+    rows = probs.tolist()
+    ys = labels.tolist()
+    k = len(rows[0])
+    classes = sorted(set(ys))
+    g = {c: [sum(r[j] for r, y in zip(rows, ys, strict=True) if y == c) / ys.count(c) for j in range(k)]
+         for c in classes}
+    total = 0.0
+    for r, y in zip(rows, ys, strict=True):
+        total += sum(weights_of(y, c) * -sum(p * math.log(q) for p, q in zip(r, g[c], strict=True))
+                     for c in classes if c != y)
+    return total / len(rows)
+
+
+def test_one_gamma_weighting_on_unbalanced_classes():
+    """Unbalanced classes (250/164/86 rows): ``separation``, ``ncmi`` and the loss's separation term all weigh the
+    other class c of a class-y row by pi_c / (1 - pi_y), pi the labels' frequencies, and uniform priors give the
+    MCMI released code's 1/(C - 1); the two weightings differ here, so the test tells them apart."""
+    from cmi_toolkit.method.losses import CMILossConfig, cmi_regularized_loss
+
+    gen = torch.Generator().manual_seed(0)
+    counts = [250, 164, 86]
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    logits = torch.randn(len(labels), 3, generator=gen, dtype=torch.float64) + 2.0 * torch.nn.functional.one_hot(labels, 3)
+    probs = torch.softmax(logits, -1)
+    pi = [n / sum(counts) for n in counts]
+    empirical = _gamma_by_loops(probs, labels, lambda y, c: pi[c] / (1 - pi[y]))
+    uniform = _gamma_by_loops(probs, labels, lambda y, c: 1 / 2)
+    assert abs(empirical - uniform) > 1e-3 * uniform  # the two weightings are different numbers here
+
+    assert separation(probs, labels, 3).item() == pytest.approx(empirical, rel=1e-12)
+    cmi = conditional_mutual_information(probs, labels, 3).item()
+    assert ncmi(probs, labels, 3).item() == pytest.approx(cmi / empirical, rel=1e-12)
+    centroids = class_centroids(probs, labels, 3)
+    cfg = CMILossConfig(weight=0.0, separation_weight=1.0, space="output", temperature=1.0)
+    terms = cmi_regularized_loss(logits, labels, centroids, cfg)
+    assert terms["gamma"].item() == pytest.approx(empirical, rel=1e-12)
+    flat = torch.full((3,), 1 / 3, dtype=torch.float64)
+    assert cmi_regularized_loss(logits, labels, centroids, cfg, priors=flat)["gamma"].item() == pytest.approx(uniform, rel=1e-12)
+    assert separation(probs, labels, 3, priors=flat).item() == pytest.approx(uniform, rel=1e-12)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cmi_toolkit import cli
 from cmi_toolkit.cli import main
+from cmi_toolkit.cli import training as cli_training
 
 from .test_cli_errors import _one_line_error
 from .test_training import _easy_sst2
@@ -107,7 +107,7 @@ def test_runs_finds_a_run_by_its_fields_and_prunes_nothing_requested(trained, ca
 
 
 def test_preset_lab_gives_the_notebooks_key(monkeypatch, capsys):
-    from cmi_toolkit import lab
+    from cmi_toolkit.course import lab
 
     seen = {}
 
@@ -115,19 +115,20 @@ def test_preset_lab_gives_the_notebooks_key(monkeypatch, capsys):
         seen["cfg"] = cfg
         raise SystemExit(0)
 
-    monkeypatch.setattr("cmi_toolkit.experiments.execute", fake_execute)
+    monkeypatch.setattr("cmi_toolkit.runs.execute.execute", fake_execute)
     with pytest.raises(SystemExit):
-        cli._run_one(["--preset", "lab", "--method", "cmi"], ("ce", "cmi"))
+        cli_training._run_one(["--preset", "lab", "--method", "cmi"], ("ce", "cmi"))
     assert seen["cfg"].key == lab.lab_config(0.1).key
-    assert "lab" in cli._preset_names() and "cpu_verdict" in cli._preset_names()
+    assert "lab" in cli_training._preset_names() and "cpu_verdict" in cli_training._preset_names()
 
 
 def test_a_missing_teacher_model_is_trained_again_and_used_only_when_identical(tmp_path, tiny_model_dir):
     """A fresh clone has the records but no models: a student's CE teacher is re-created, checked against its record."""
     import shutil
 
-    from cmi_toolkit.experiments import RunConfig, execute
-    from cmi_toolkit.results import ResultStore
+    from cmi_toolkit.runs.config import RunConfig
+    from cmi_toolkit.runs.execute import execute
+    from cmi_toolkit.runs.store import ResultStore
 
     glue = _easy_sst2(tmp_path / "glue", n=24)
     store = ResultStore(tmp_path / "r")
@@ -165,9 +166,10 @@ def test_re_creating_a_cmi_run_reuses_its_kept_ce_twin_instead_of_training_it_ag
                                                                                     monkeypatch):
     import shutil
 
-    from cmi_toolkit import experiments
-    from cmi_toolkit.experiments import RunConfig, _kept_model, execute
-    from cmi_toolkit.results import ResultStore
+    from cmi_toolkit.runs import execute as experiments
+    from cmi_toolkit.runs.config import RunConfig
+    from cmi_toolkit.runs.execute import _kept_model, execute
+    from cmi_toolkit.runs.store import ResultStore
 
     glue = str(_easy_sst2(tmp_path / "glue", n=24))
     store = ResultStore(tmp_path / "r")
@@ -197,7 +199,7 @@ def test_re_creating_a_cmi_run_reuses_its_kept_ce_twin_instead_of_training_it_ag
 ])
 def test_a_record_from_another_kind_of_cpu_is_not_trained_again(monkeypatch, recorded, bf16, here, blocked):
     """bf16 on kernels of another instruction set, or emulated bf16, cannot follow a record's training path."""
-    import cmi_toolkit.provenance as prov
+    import cmi_toolkit.runs.provenance as prov
 
     monkeypatch.setattr(prov, "cpu_features", lambda: here)
     why = prov.recreation_blocker({"provenance": {"device": "cpu", **recorded}}, bf16)
@@ -207,10 +209,11 @@ def test_a_record_from_another_kind_of_cpu_is_not_trained_again(monkeypatch, rec
 def test_a_blocked_re_creation_trains_nothing_and_the_student_is_told_why(tmp_path, tiny_model_dir, monkeypatch, capsys):
     import shutil
 
-    import cmi_toolkit.experiments as experiments
-    import cmi_toolkit.provenance as prov
-    from cmi_toolkit.experiments import RunConfig, execute
-    from cmi_toolkit.results import ResultStore
+    import cmi_toolkit.runs.execute as experiments
+    import cmi_toolkit.runs.provenance as prov
+    from cmi_toolkit.runs.config import RunConfig
+    from cmi_toolkit.runs.execute import execute
+    from cmi_toolkit.runs.store import ResultStore
 
     glue = _easy_sst2(tmp_path / "glue", n=24)
     store = ResultStore(tmp_path / "r")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cmi_toolkit import defaults as D
-from cmi_toolkit import lab
+from cmi_toolkit.course import lab
 
 from .conftest import REPO
 from .test_training import _easy_sst2

@@ -2,7 +2,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cmi_toolkit.losses import CMILossConfig, NonFiniteLossError, cmi_regularized_loss, distillation_loss
+from cmi_toolkit.method.losses import (
+    CMILossConfig,
+    NonFiniteLossError,
+    cmi_regularized_loss,
+    distillation_loss,
+)
 
 
 def _inputs(seed=0, n=6, k=3, d=5):

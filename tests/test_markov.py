@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from cmi_toolkit.information import conditional_mutual_information
-from cmi_toolkit.markov import MarkovSourceView, SyntheticMarkovSource
+from cmi_toolkit.method.information import conditional_mutual_information
+from cmi_toolkit.method.markov import MarkovSourceView, SyntheticMarkovSource
 
 
 def test_view_matches_model_in_one_pass(tiny_model, tokenizer):
@@ -58,7 +58,7 @@ def test_synthetic_source_posterior_and_exact_cmi():
 
 
 def test_plugin_estimate_is_biased_low_and_the_oracle_centroid_estimate_is_not():
-    from cmi_toolkit.markov import estimator_bias
+    from cmi_toolkit.method.markov import estimator_bias
 
     src = SyntheticMarkovSource(num_classes=2, alphabet_size=3, order=2, length=6, seed=1)
     study = estimator_bias(src, [30, 300, 3000], reps=40)

@@ -3,8 +3,14 @@ import time
 import pytest
 import torch
 
-from cmi_toolkit.hub import HubUnavailableError
-from cmi_toolkit.models import count_parameters, encoder_layers, load_classifier, make_student, resolve_model
+from cmi_toolkit.data.hub import HubUnavailableError
+from cmi_toolkit.data.models import (
+    count_parameters,
+    encoder_layers,
+    load_classifier,
+    make_student,
+    resolve_model,
+)
 
 
 def test_alias_resolves_to_packaged_minilm():

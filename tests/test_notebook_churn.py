@@ -80,7 +80,7 @@ def test_the_committed_notebooks_are_what_the_filter_makes_of_them(tmp_path):
 def test_a_records_git_state_does_not_wait_for_the_notebook_filter(tmp_path):
     """Provenance reads `git status` of the checkout: with the filter set, that must not start nbstripout once per
     notebook (seconds each on a busy machine, past git_state's timeout, which would record no commit)."""
-    from cmi_toolkit.provenance import git_state
+    from cmi_toolkit.runs.provenance import git_state
 
     repo = tmp_path / "clone"
     (repo / "notebooks").mkdir(parents=True)

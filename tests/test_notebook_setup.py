@@ -2,7 +2,7 @@
 
 import torch
 
-from cmi_toolkit.notebook import SMOKE_BANNER, setup
+from cmi_toolkit.course.notebook import SMOKE_BANNER, setup
 
 
 def test_setup_prints_the_banner_makes_folders_caps_threads_and_finds_the_data(tmp_path, monkeypatch, capsys):

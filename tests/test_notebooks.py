@@ -130,7 +130,7 @@ def test_01_lambda_sweep(tmp_path, glue_dir):
     mimes = {k for o in cell.outputs for k in o.get("data", {})}
     assert "application/vnd.plotly.v1+json" in mimes
     assert "application/vnd.jupyter.widget-view+json" not in mimes
-    from cmi_toolkit.viz import _chromium
+    from cmi_toolkit.plotting import _chromium
 
     if _chromium():  # a PNG beside the plotly figure, for GitHub and nbviewer (which run no JavaScript)
         assert "image/png" in mimes
@@ -205,7 +205,7 @@ def test_06_reproduce_reads_committed_results(tmp_path):
     assert all(r["mechanism"] == "5/5" and not r["verdict"].endswith("†") for r in checked)
     m = run_notebook("06_reproduce_glue", tmp_path, None, results_dir=str(REPO / "results"), suite="cpu")
     assert m["records"] == 72 and len(m["rows"]) == 24
-    from cmi_toolkit.evidence import paired_comparison
+    from cmi_toolkit.evidence.statistics import paired_comparison
 
     compared = [r for r in m["rows"] if r["diff_mean"] is not None]
     assert compared and all(r["verdict"].removesuffix(" †") in ("better", "worse", "no difference detected")

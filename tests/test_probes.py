@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from cmi_toolkit.experiments import RunConfig, execute, prepare_data, train_model
-from cmi_toolkit.results import CorruptResultError, ResultStore, legacy_run_key
+from cmi_toolkit.runs.config import RunConfig
+from cmi_toolkit.runs.execute import execute, prepare_data, train_model
+from cmi_toolkit.runs.store import CorruptResultError, ResultStore, legacy_run_key
 
 from .test_cli_errors import _one_line_error, _train
 from .test_training import _easy_sst2
@@ -48,12 +49,21 @@ def test_model_folder_without_tokenizer_is_refused_before_training(capsys, tmp_p
     assert not (tmp_path / "r" / "runs").is_dir() or not list((tmp_path / "r" / "runs").glob("*.json"))
 
 
-@pytest.mark.parametrize("damage", ["config_list", "truncated_weights"])
+@pytest.mark.parametrize("damage", ["config_list", "truncated_weights", "id2label_list", "label2id_names"])
 def test_damaged_model_folder_is_one_line(capsys, tmp_path, glue, tiny_model_dir, damage):
     folder = _copy_model(tiny_model_dir, tmp_path / "m")
     if damage == "config_list":
         (folder / "config.json").write_text("[]")
         expected = "config.json: holds a JSON list"
+    elif damage in ("id2label_list", "label2id_names"):
+        config = json.loads((folder / "config.json").read_text())
+        if damage == "id2label_list":
+            config["id2label"] = ["negative", "positive"]
+            expected = "config.json: id2label is a JSON list, not a mapping"
+        else:
+            config["label2id"] = {"negative": "neg", "positive": "pos"}
+            expected = "config.json: label2id maps 'negative' to 'neg', but class ids are integers"
+        (folder / "config.json").write_text(json.dumps(config))
     else:
         weights = folder / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
@@ -108,7 +118,7 @@ def test_an_output_that_names_an_input_is_refused_and_the_input_kept(capsys, tmp
 
 
 def test_measuring_a_classifier_whose_head_does_not_fit_is_refused(tiny_model_dir):
-    from cmi_toolkit.models import load_classifier
+    from cmi_toolkit.data.models import load_classifier
 
     with pytest.raises(ValueError, match="head has 2 labels, the task has 3"):
         load_classifier(str(tiny_model_dir), num_labels=3, trained_head=True)
@@ -119,7 +129,7 @@ def test_measuring_a_classifier_whose_head_does_not_fit_is_refused(tiny_model_di
 
 def test_checkpoint_missing_centroids_or_with_truncated_optimizer_is_skipped(tmp_path, glue, tiny_model_dir,
                                                                             tokenizer, capsys):
-    from cmi_toolkit.training import last_complete_checkpoint
+    from cmi_toolkit.method.trainers import last_complete_checkpoint
 
     cfg = RunConfig(task="sst2", method="cmi", model=str(tiny_model_dir), max_train_samples=16, epochs=2,
                     batch_size=8, bf16=False)
@@ -222,8 +232,9 @@ def test_damage_in_another_suites_record_does_not_block_a_report(tmp_path):
 def test_one_run_has_one_key_across_entry_points():
     import numpy as np
 
-    from cmi_toolkit import lab
-    from cmi_toolkit.cli import StoreArgs, _parser
+    from cmi_toolkit.cli.common import _parser
+    from cmi_toolkit.cli.training import StoreArgs
+    from cmi_toolkit.course import lab
 
     assert RunConfig(epochs=3).key == RunConfig(epochs=3.0).key
     assert RunConfig(seed=np.int64(1), epochs=np.float32(3)).key == RunConfig(seed=1, epochs=3).key
@@ -234,14 +245,14 @@ def test_one_run_has_one_key_across_entry_points():
     lab_cfg = lab.lab_config(0.0)
     assert lab_cfg.epochs == 3 and isinstance(lab_cfg.epochs, int)
     assert {k: v for k, v in cli_cfg.params().items()} == lab_cfg.params() and cli_cfg.key == lab_cfg.key
-    from cmi_toolkit.reproduce import arm_runs, load_suite
+    from cmi_toolkit.runs.suites import arm_runs, load_suite
 
     (_, suite_cfg, _), = arm_runs(load_suite("cpu5"), ["sst2"], [0], ["ce"])  # epochs: 3 in its YAML
     assert suite_cfg.key == lab_cfg.key
 
 
 def test_a_record_filed_under_its_old_key_is_recognised_not_retrained(tmp_path, glue, tiny_model_dir, monkeypatch):
-    import cmi_toolkit.experiments as ex
+    import cmi_toolkit.runs.execute as ex
 
     cfg = RunConfig(task="sst2", method="ce", model=str(tiny_model_dir), max_train_samples=16, epochs=1.0, batch_size=8)
     fingerprint = cfg.data_fingerprint(str(glue))
@@ -258,7 +269,7 @@ def test_a_record_filed_under_its_old_key_is_recognised_not_retrained(tmp_path, 
 # --------------------------------------------------------------------------------------- data read vs keyed
 
 def test_a_data_file_changed_after_keying_fails_the_run_by_name(tmp_path, glue, tokenizer):
-    from cmi_toolkit.data import DataChangedError
+    from cmi_toolkit.data.loading import DataChangedError
 
     cfg = RunConfig(task="sst2", method="ce", max_train_samples=16)
     fingerprint = cfg.data_fingerprint(str(glue))
@@ -270,7 +281,7 @@ def test_a_data_file_changed_after_keying_fails_the_run_by_name(tmp_path, glue, 
 
 
 def test_glue_rows_split_on_newlines_only(tmp_path):
-    from cmi_toolkit.data import GlueFormatError, read_glue_split
+    from cmi_toolkit.data.loading import GlueFormatError, read_glue_split
 
     path = tmp_path / "train.tsv"
     path.write_text("sentence\tlabel\na line\u2028with a separator and a \x0c form feed\t1\r\nplain\t0\n",
@@ -309,7 +320,7 @@ def test_cot_row_of_the_wrong_type_is_one_named_line(tmp_path):
     (["--learning_rate", "-1e-5"], "--learning_rate must be a finite number > 0, got -1e-05"),
     (["--method", "ce", "--cmi_weight", "5"], "--cmi_weight has no effect with --method ce"),
     (["--warmup_ratio", "1.0"], "--warmup_ratio is the share of the steps"),
-    (["--max_length", "100000"], "--max_length 100000 exceeds the 512 positions"),
+    (["--max_length", "100000"], "max_length 100000 exceeds the 512 positions"),
 ])
 def test_option_mistakes_are_one_line(capsys, tmp_path, glue, extra, expected):
     argv = ["train", "--glue_dir", str(glue), "--results_dir", str(tmp_path / "r"), "--max_train_samples", "8", *extra]
@@ -332,7 +343,7 @@ def test_warmup_ratio_is_a_ratio(tmp_path, glue, tiny_model_dir, tokenizer):
 def test_full_disk_is_caught_before_training(tmp_path, monkeypatch):
     import os
 
-    from cmi_toolkit.results import StoreError
+    from cmi_toolkit.runs.store import StoreError
 
     real = os.fdopen
 
@@ -363,6 +374,10 @@ def test_full_disk_is_caught_before_training(tmp_path, monkeypatch):
     ("seeds: 0\ntasks: {sst2: {}}\ncommon: {}\n", "seeds: input should be a valid list"),
     ("seeds: [0]\ntasks: [sst2]\ncommon: {}\n", "tasks: input should be a valid dictionary"),
     ("seeds: &a [0, *a]\ntasks: {sst2: {}}\ncommon: {}\n", "seeds"),
+    # a value out of its range is named by file and key, never as a command-line option
+    ("seeds: [0]\ntasks: {sst2: {}}\ncommon: {epochs: -1}\n", "common.epochs: must be a finite number > 0, got -1"),
+    ("seeds: [0]\ntasks: {sst2: {warmup_ratio: 2.0}}\ncommon: {}\n", "tasks.sst2.warmup_ratio: is the share"),
+    ("seeds: [0]\ntasks: {sst2: {}}\ncommon: {cmi_weight: -1}\n", "common.cmi_weight: must be a finite number >= 0"),
 ])
 def test_malformed_suite_file_is_one_named_line(capsys, tmp_path, text, expected):
     path = tmp_path / "suite.yaml"
@@ -374,8 +389,8 @@ def test_malformed_suite_file_is_one_named_line(capsys, tmp_path, text, expected
 # ------------------------------------------------------------------------------------------ notebook inputs
 
 def test_notebook_parameters_are_checked():
-    from cmi_toolkit import lab
-    from cmi_toolkit.notebook import P, ParameterError, check_parameters
+    from cmi_toolkit.course import lab
+    from cmi_toolkit.course.notebook import P, ParameterError, check_parameters
 
     ns = {"smoke": "False", "seed": "3", "cmi_weight": 0.1, "lambdas": [0, 0.1]}
     check_parameters(ns, smoke=P(bool), seed=P(int, low=0), cmi_weight=P(float, low=0), lambdas=P(list, low=0))
@@ -398,7 +413,7 @@ def test_notebook_parameters_are_checked():
 def test_a_notebook_run_with_a_bad_parameter_stops_with_one_line(tmp_path):
     import papermill as pm
 
-    from cmi_toolkit.reproduce import NOTEBOOK_DIR
+    from cmi_toolkit.runs.suites import NOTEBOOK_DIR
 
     with pytest.raises(pm.PapermillExecutionError) as info:
         pm.execute_notebook(str(NOTEBOOK_DIR / "06_reproduce_glue.ipynb"), str(tmp_path / "out.ipynb"),
@@ -444,8 +459,9 @@ def test_an_impossible_metric_is_refused_where_a_record_is_read(tmp_path, value)
 def test_a_deleted_or_edited_record_never_leaves_a_complete_looking_table(tmp_path):
     """The committed cpu5 suite copied: one record deleted shows as 'no record' (table and plan line); one whose
     parameters were edited is named, not silently ignored."""
-    from cmi_toolkit.reproduce import load_suite, report, suite_records
-    from cmi_toolkit.results import run_key
+    from cmi_toolkit.evidence.report import report
+    from cmi_toolkit.runs.store import run_key
+    from cmi_toolkit.runs.suites import load_suite, suite_records
 
     from .conftest import REPO
 

@@ -9,8 +9,9 @@ def test_a_run_draws_no_library_bars_and_leaves_their_switches_as_they_were(tmp_
     import datasets
     from transformers.utils import logging as transformers_logging
 
-    from cmi_toolkit.experiments import RunConfig, execute
-    from cmi_toolkit.results import ResultStore
+    from cmi_toolkit.runs.config import RunConfig
+    from cmi_toolkit.runs.execute import execute
+    from cmi_toolkit.runs.store import ResultStore
 
     glue = _easy_sst2(tmp_path / "glue", n=24)
     datasets.enable_progress_bars()

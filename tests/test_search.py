@@ -4,15 +4,15 @@ import math
 
 import pytest
 
-from cmi_toolkit.experiments import RunConfig
-from cmi_toolkit.results import ResultStore
-from cmi_toolkit.search import candidates, search_settings
+from cmi_toolkit.runs.config import RunConfig
+from cmi_toolkit.runs.search import candidates, search_settings
+from cmi_toolkit.runs.store import ResultStore
 
 from .test_training import _easy_sst2
 
 
 def test_candidates_cover_the_grid():
-    from cmi_toolkit.search import GRID
+    from cmi_toolkit.runs.search import GRID
 
     cands = candidates(GRID)
     assert len(cands) == 2 * 4 * 4 * 2 and len({tuple(sorted(c.items())) for c in cands}) == len(cands)
@@ -47,7 +47,7 @@ def test_search_needs_three_seeds(tmp_path):
 
 
 def test_teacher_search_refuses_a_teacher_that_fails_its_mechanism(tmp_path, tiny_model_dir, monkeypatch):
-    import cmi_toolkit.search as search
+    import cmi_toolkit.runs.search as search
 
     calls = []
 
@@ -77,8 +77,8 @@ def test_search_command_prints_and_writes_the_table(tmp_path, tiny_model_dir, ca
 
 def test_a_teacher_search_through_the_engine_chooses_as_the_serial_search(tmp_path, tiny_model_dir):
     """Batched rungs (teachers first, then the students of teachers that passed) give the serial search's table."""
-    from cmi_toolkit.engine import EngineArgs
-    from cmi_toolkit.search import successive_halving
+    from cmi_toolkit.runs.engine import EngineArgs
+    from cmi_toolkit.runs.search import successive_halving
 
     glue = _easy_sst2(tmp_path / "glue", n=24)
     base = RunConfig(task="sst2", model=str(tiny_model_dir), max_train_samples=None, batch_size=8, learning_rate=3e-3,
@@ -102,7 +102,7 @@ def _search_record(task, method, seed, epochs, flagged, **settings):
 
 def test_a_search_whose_last_rung_is_all_degenerate_is_called_uninformative(tmp_path):
     """Flags are counted per row from the search's records; a winner from all-degenerate runs is named a tie pick."""
-    from cmi_toolkit.search import search_informative, search_table
+    from cmi_toolkit.runs.search import search_informative, search_table
 
     a = {"space": "feature", "temperature": 0.1, "cmi_weight": 0.03, "centroid_mode": "ema"}
     b = {**a, "cmi_weight": 1.0}
@@ -125,7 +125,7 @@ def test_a_search_whose_last_rung_is_all_degenerate_is_called_uninformative(tmp_
 
 def test_an_amended_search_trains_its_later_rungs_and_their_baselines_in_fp32(tmp_path, monkeypatch):
     """``fp32_from_rung``: rung 1 keeps the suite's bf16, rung 2 (candidates and CE baselines) trains in fp32."""
-    import cmi_toolkit.search as search
+    import cmi_toolkit.runs.search as search
 
     seen = []
 

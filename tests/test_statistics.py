@@ -17,15 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmi_toolkit.evidence import (
-    holm,
-    mcnemar_per_seed,
-    paired_bootstrap,
-    paired_comparison,
-    random_effects,
-    tost_paired,
-)
-from cmi_toolkit.predictions import (
+from cmi_toolkit.data.predictions import (
     Predictions,
     PredictionsError,
     confusion_counts,
@@ -33,7 +25,15 @@ from cmi_toolkit.predictions import (
     encode_predictions,
     metric_from_counts,
 )
-from cmi_toolkit.tasks import compute_metrics, get_task
+from cmi_toolkit.data.tasks import compute_metrics, get_task
+from cmi_toolkit.evidence.statistics import (
+    holm,
+    mcnemar_per_seed,
+    paired_bootstrap,
+    paired_comparison,
+    random_effects,
+    tost_paired,
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -201,7 +201,7 @@ def test_bootstrap_refuses_runs_on_different_examples():
 def test_a_suite_without_a_plan_pools_no_wnli_and_a_plan_decides_for_itself():
     """WNLI's dev set is adversarial to its training set: a pooled estimate over it would measure that (the old cpu
     suite pooled +16 WNLI points into a "better"), so suites leave it out unless their plan says otherwise."""
-    from cmi_toolkit.verdicts import not_counted, pooled
+    from cmi_toolkit.evidence.verdicts import not_counted, pooled
 
     rows = [{"question": "q", "task": t, "n": 3, "mean": m, "se": 0.01} for t, m in
             (("sst2", 0.0), ("mrpc", 0.005), ("wnli", 0.16))]
@@ -214,7 +214,7 @@ def test_a_suite_without_a_plan_pools_no_wnli_and_a_plan_decides_for_itself():
 def test_the_answer_names_every_better_or_worse_task_and_says_no_difference_only_for_the_rest():
     """The README's two-sentence answer is the family's verdicts: a task judged better (or worse) is named with
     its interval, the others are 'no difference detected', and a partial program says so."""
-    from cmi_toolkit.verdicts import answers
+    from cmi_toolkit.evidence.verdicts import answers
 
     def row(task, verdict, mean, method="cmi", base="ce"):
         return {"task": task, "method": method, "baseline": base, "question": method, "mechanism_of": method,

@@ -8,10 +8,12 @@ import pytest
 import yaml
 
 from cmi_toolkit.cli import main
-from cmi_toolkit.data import glue_fingerprint
-from cmi_toolkit.experiments import RunConfig, execute
-from cmi_toolkit.reproduce import load_suite, report, suite_runs
-from cmi_toolkit.results import DuplicateRunError, ResultStore, StoreError
+from cmi_toolkit.data.loading import glue_fingerprint
+from cmi_toolkit.evidence.report import report
+from cmi_toolkit.runs.config import RunConfig
+from cmi_toolkit.runs.execute import execute
+from cmi_toolkit.runs.store import DuplicateRunError, ResultStore, StoreError
+from cmi_toolkit.runs.suites import load_suite, suite_runs
 
 from .conftest import REPO
 from .glue_fixtures import write_task
@@ -121,7 +123,7 @@ def test_unwritable_results_folder_fails_before_training_any_user(tmp_path, tiny
 
 
 def _pass_if_unwritable(tmp_path, tiny_model_dir, monkeypatch, under_file=False):
-    import cmi_toolkit.experiments as ex
+    import cmi_toolkit.runs.execute as ex
 
     glue = _easy_sst2(tmp_path / "glue", n=16)
     if under_file:
@@ -161,11 +163,11 @@ def test_one_set_of_defaults_everywhere():
     import inspect
 
     from cmi_toolkit import defaults as D
-    from cmi_toolkit.cli import ModelArgs
-    from cmi_toolkit.fpdc import CentroidEstimator
-    from cmi_toolkit.information import measure
-    from cmi_toolkit.losses import CMILossConfig
-    from cmi_toolkit.training import CMITrainer, MeasureCallback
+    from cmi_toolkit.cli.common import ModelArgs
+    from cmi_toolkit.method.fpdc import CentroidEstimator
+    from cmi_toolkit.method.losses import CMILossConfig
+    from cmi_toolkit.method.measure import measure
+    from cmi_toolkit.method.trainers import CMITrainer, MeasureCallback
 
     cfg = RunConfig()
     assert (cfg.space, cfg.temperature, cfg.cmi_weight, cfg.centroid_mode, cfg.ema_momentum, cfg.pooling) == (
@@ -188,7 +190,7 @@ def test_legacy_records_are_reported_with_their_caveat():
         pytest.skip("no committed cpu-suite records")
     text = json.dumps(records[0])
     assert "legacy" in text
-    from cmi_toolkit.reproduce import summarise, summary_markdown
+    from cmi_toolkit.evidence.report import summarise, summary_markdown
 
     lines = summary_markdown(summarise(records), "t")
     assert any("predate the degenerate-run and mechanism checks" in line for line in lines)

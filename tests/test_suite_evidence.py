@@ -8,12 +8,12 @@ import subprocess
 import pytest
 import yaml
 
-from cmi_toolkit.plan import plan_commit, plan_status
-from cmi_toolkit.predictions import confusion_counts, decode_predictions, metric_from_counts
-from cmi_toolkit.reproduce import arm_runs, load_suite, suite_records
-from cmi_toolkit.results import ResultStore
-from cmi_toolkit.search import search_file
-from cmi_toolkit.verdicts import family, family_verdicts
+from cmi_toolkit.data.predictions import confusion_counts, decode_predictions, metric_from_counts
+from cmi_toolkit.evidence.verdicts import family, family_verdicts
+from cmi_toolkit.runs.plan import plan_commit, plan_status
+from cmi_toolkit.runs.search import search_file
+from cmi_toolkit.runs.store import ResultStore
+from cmi_toolkit.runs.suites import arm_runs, load_suite, suite_records
 
 PLAN = {"hypotheses": ["H1"], "primary_metric": {"sst2": "accuracy"}, "seeds": {"start": 5, "max": 10},
         "stopping": "5 seeds"}
@@ -71,7 +71,7 @@ def test_plan_commit_and_whether_it_precedes_the_runs(tmp_path):
 
 
 def test_the_stopping_rule_names_the_comparisons_over_their_target_and_adds_seeds_only_within_budget():
-    from cmi_toolkit.plan import parse_plan, stopping_lines
+    from cmi_toolkit.runs.plan import parse_plan, stopping_lines
 
     plan = parse_plan({"plan": {**PLAN, "target_mde": {"default": 0.01, "cola": 0.03}}})
 
@@ -172,7 +172,7 @@ def test_a_suite_search_writes_its_winner_and_the_tuned_arm_uses_it(tmp_path, ti
 def test_predictions_are_added_from_a_kept_model_without_retraining(tmp_path, tiny_model_dir):
     """An older record without predictions gets them from its kept model, exactly those the run would have
     recorded; a record whose metrics the model no longer reproduces is left alone, saying why."""
-    from cmi_toolkit.experiments import add_predictions, execute
+    from cmi_toolkit.runs.execute import add_predictions, execute
 
     from .test_training import _cfg, _easy_sst2
 
@@ -196,7 +196,7 @@ def test_predictions_of_a_run_trained_again_are_added_only_when_they_are_the_rec
     off, or predictions that do not give the record's headline metric, add nothing."""
     import shutil
 
-    from cmi_toolkit.experiments import _scored_from_block, add_predictions, execute
+    from cmi_toolkit.runs.execute import _scored_from_block, add_predictions, execute
 
     from .test_training import _cfg, _easy_sst2
 
@@ -223,7 +223,7 @@ def test_predictions_of_a_run_trained_again_are_added_only_when_they_are_the_rec
 
 def _fp32_spec(**fp32):
     """A suite in bf16 whose amendment moves some runs (``fp32``) to fp32."""
-    from cmi_toolkit.schemas import validate_suite
+    from cmi_toolkit.runs.suite_schema import validate_suite
 
     spec = {"suite": "amended", "seeds": [0, 1, 2], "finetune_methods": ["ce", "cmi", "mcmi"],
             "distill_methods": ["student", "kd_ce", "kd_mcmi"], "common": {"bf16": True, "epochs": 1},
@@ -237,8 +237,8 @@ def _fp32_spec(**fp32):
 
 
 def test_an_amendment_moves_only_its_listed_runs_to_fp32_and_pairs_them_at_their_precision():
-    from cmi_toolkit.experiments import dependencies
-    from cmi_toolkit.reproduce import suite_runs
+    from cmi_toolkit.runs.config import dependencies
+    from cmi_toolkit.runs.suites import suite_runs
 
     plain = _fp32_spec()
     spec = _fp32_spec(runs=[{"tasks": ["mrpc"], "arms": ["cmi", "mcmi", "kd_mcmi"], "seeds": [1, 2]}])
@@ -276,7 +276,7 @@ def test_a_comparison_pairs_each_seed_with_the_baseline_of_its_precision():
     records.append(_rec("rte", "ce", 2, 0.52, False, arm="ce (fp32 pair)"))
     (row,) = family_verdicts(records, spec)
     assert row["seeds"] == [0, 1, 2] and row["mean"] == pytest.approx((0.02 + 0.01 + 0.03) / 3)
-    from cmi_toolkit.reproduce import summarise, summary_table
+    from cmi_toolkit.evidence.report import summarise, summary_table
 
     rows = summarise(records)
     cmi = next(r for r in rows if r["method"] == "cmi")
@@ -285,7 +285,7 @@ def test_a_comparison_pairs_each_seed_with_the_baseline_of_its_precision():
 
 
 def test_one_comparison_stands_alone_uncorrected_and_says_so():
-    from cmi_toolkit.verdicts import one_comparison, verdict_lines
+    from cmi_toolkit.evidence.verdicts import one_comparison, verdict_lines
 
     records = [_rec("sst2", "kd_ce", s, 0.70, False) for s in range(4)]
     records += [_rec("sst2", "kd_mcmi", s, 0.70 + d, False) for s, d in enumerate((0.02, 0.03, 0.025, 0.035))]

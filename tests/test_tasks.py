@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr
 
-from cmi_toolkit.tasks import TASKS, UnknownTaskError, compute_metrics, get_task
+from cmi_toolkit.data.tasks import TASKS, UnknownTaskError, compute_metrics, get_task
 
 
 def test_registry_has_all_glue_tasks():

@@ -7,8 +7,10 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from cmi_toolkit.experiments import RunConfig, execute, prepare_data, train_model
-from cmi_toolkit.results import CorruptResultError, ResultStore, atomic_write_text, run_key
+from cmi_toolkit.files import atomic_write_text
+from cmi_toolkit.runs.config import RunConfig
+from cmi_toolkit.runs.execute import execute, prepare_data, train_model
+from cmi_toolkit.runs.store import CorruptResultError, ResultStore, run_key
 
 from .conftest import REPO
 from .glue_fixtures import write_task
@@ -55,7 +57,7 @@ def test_cmi_trainer_learns_and_logs_terms(tmp_path, tiny_model_dir, tokenizer, 
     assert torch.allclose(est.centroids.sum(-1), torch.ones(2), atol=1e-4)
     if mode == "ema":
         assert int(est.seen.sum()) > len(train)  # streaming updates after the starting pass
-    from cmi_toolkit.information import measure
+    from cmi_toolkit.method.measure import measure
 
     assert measure(model, dev, tokenizer, task="sst2", progress=False).accuracy == 1.0
 
@@ -78,7 +80,7 @@ def test_execute_records_skips_and_distils(tmp_path, tiny_model_dir, monkeypatch
     assert set(rec["metrics"]) >= {"accuracy", "feature_cmi", "output_ncmi"} and rec["provenance"]["package_version"]
     assert not (store.root / "checkpoints" / rec["key"]).exists()
 
-    import cmi_toolkit.experiments as ex
+    import cmi_toolkit.runs.execute as ex
 
     monkeypatch.setattr(ex, "train_model", lambda *a, **k: pytest.fail("a finished run was retrained"))
     assert execute(_cfg(tiny_model_dir, method="kd_mcmi"), store, glue_dir=str(glue)) == rec

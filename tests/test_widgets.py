@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from cmi_toolkit.widgets import LambdaExplorer, interactive, progress_callback, show_sweep
+from cmi_toolkit.course.widgets import LambdaExplorer, interactive, progress_callback, show_sweep
 
 ROWS = [{"lambda": lam, "space": "feature", "temperature": 0.1, "accuracy": acc, "cmi": cmi, "ncmi": cmi / 5}
         for lam, acc, cmi in [(0.0, 0.80, 0.4), (0.1, 0.81, 0.3), (1.0, 0.79, 0.1)]]
@@ -124,7 +124,7 @@ def test_lambda_sits_on_a_log_axis_with_plain_ce_set_apart():
 
 
 def test_the_along_training_figure_has_anchored_axes_a_majority_line_and_readable_titles():
-    from cmi_toolkit.viz import training_curve
+    from cmi_toolkit.course.figures import training_curve
 
     history = [{"step": s, "accuracy": 0.5 + 0.01 * s, "feature_cmi": 0.3 - 0.001 * s, "feature_ncmi": 0.1}
                for s in (0, 10, 20)]
@@ -181,7 +181,7 @@ class _Figure:
 
 
 def test_a_figure_whose_png_export_fails_once_gets_its_png_and_one_that_always_fails_says_so(tmp_path, monkeypatch):
-    from cmi_toolkit.viz import save_figure
+    from cmi_toolkit.plotting import save_figure
 
     monkeypatch.setenv("BROWSER_PATH", "/usr/bin/chromium")
     out = save_figure(_Figure(failures=1), "flaky", tmp_path)

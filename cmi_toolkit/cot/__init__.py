@@ -14,6 +14,12 @@ One concept per module:
 * :mod:`~cmi_toolkit.cot.trainer`: the student, tokenisation, :class:`CoTTrainer`.
 * :mod:`~cmi_toolkit.cot.evaluation`: choice-ranked accuracy, exact match, reference lines.
 * :mod:`~cmi_toolkit.cot.runs`: one run, a preset's seeds and variants, the table.
+* :mod:`~cmi_toolkit.cot.student`, :mod:`~cmi_toolkit.cot.student_run`: the CPU student (a shared encoder
+  with a label head and a rationale decoder) and its run.
+* :mod:`~cmi_toolkit.cot.suite`: the ``cot_verdict`` suite, its verdicts and report.
+
+Layer: above evidence (its suites are answered by :mod:`cmi_toolkit.evidence`); it may import the base
+modules, data, the method, runs and evidence, never the course, the README generator or the CLI.
 """
 
 from .arithmetic import answers_match, evaluate_expression
@@ -21,15 +27,15 @@ from .data import COT_DIR_ENV, COUNTS, CoTFormatError, load_cot, rationale_of, t
 from .evaluation import CHANCE, choice_accuracy, choice_predictions, exact_match, teacher_accuracy
 from .mi import MI_MODES, InfoNCECritic, mi_loss_released, pooled_states
 from .runs import (
-                   VARIANTS,
-                   cot_fingerprint,
-                   cot_table,
-                   headline,
-                   preset_records,
-                   run_cot,
-                   run_cot_suite,
-                   variant_intervals,
-                   variant_of,
+    VARIANTS,
+    cot_fingerprint,
+    cot_table,
+    headline,
+    preset_records,
+    run_cot,
+    run_cot_suite,
+    variant_intervals,
+    variant_of,
 )
 from .trainer import MODES, PRESETS, CoTCollator, CoTConfig, CoTTrainer, build_seq2seq, generate, tokenize_cot
 

@@ -62,7 +62,7 @@ def _cot_root(source: str | os.PathLike | None) -> Path:
 
 def _read_text(path: Path) -> str:
     """UTF-8 text of ``path``; a bad byte is a :class:`CoTFormatError` naming the file and line."""
-    from ..data import read_utf8
+    from ..data.loading import read_utf8
 
     return read_utf8(path, CoTFormatError)
 
@@ -164,7 +164,7 @@ class SVAMPRow(BaseModel):
 
 
 def _check_row(schema: type[BaseModel], row: Any, where: str) -> None:
-    from ..schemas import first_error
+    from ..runs.schemas import first_error
 
     if not isinstance(row, dict):
         raise CoTFormatError(f"{where}: a row is a JSON object, got {type(row).__name__}")

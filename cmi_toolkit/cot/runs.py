@@ -128,8 +128,8 @@ def _run_cot(cfg: CoTConfig, source: str | os.PathLike | None, output_dir: str |
 
     from transformers import Seq2SeqTrainingArguments, set_seed
 
-    from ..data import subset
-    from ..provenance import now, provenance
+    from ..data.loading import subset
+    from ..runs.provenance import now, provenance
 
     started = now()
     set_seed(cfg.seed)
@@ -217,7 +217,7 @@ def _cot_record(cfg: CoTConfig, source: str, key: str, preset: str, data: str,
 def cot_key(cfg: CoTConfig, data: str) -> str:
     """The store key of a run: its parameters (fields at their :data:`LEGACY_DEFAULTS` left out, so records made
     before those fields existed keep their keys), the evaluation version and the data's fingerprint."""
-    from ..results import run_key
+    from ..runs.store import run_key
 
     params = {k: v for k, v in cfg.__dict__.items() if k not in LEGACY_DEFAULTS or v != LEGACY_DEFAULTS[k]}
     return run_key({"kind": "cot", "eval_version": EVAL_VERSION, "data": data, **params})
@@ -230,11 +230,11 @@ def run_cot_suite(dataset: str = "cqa", preset: str = "cpu", seeds: tuple[int, .
     """Every (variant, seed) run of a preset, skipping those already in the store; returns the records.
 
     ``check_counts``: refuse a data folder whose example counts differ from the released files' (off for
-    small fixtures). ``engine`` (:class:`~cmi_toolkit.engine.EngineArgs`, default local) runs the missing ones: one after
+    small fixtures). ``engine`` (:class:`~cmi_toolkit.runs.engine.EngineArgs`, default local) runs the missing ones: one after
     another here, or fanned out over Ray.
     """
-    from ..engine import Job, run_jobs
-    from ..results import ResultStore, legacy_run_key
+    from ..runs.engine import Job, run_jobs
+    from ..runs.store import ResultStore, legacy_run_key
     from .data import _cot_root
 
     if preset not in PRESETS:
@@ -269,11 +269,11 @@ def preset_records(records: list[dict[str, Any]], dataset: str, preset: str,
                    overrides: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The records whose parameters are exactly those of ``preset`` (with ``overrides``) on ``dataset``.
 
-    Two records for the same (variant, seed) raise :class:`~cmi_toolkit.results.DuplicateRunError`.
+    Two records for the same (variant, seed) raise :class:`~cmi_toolkit.runs.store.DuplicateRunError`.
     """
     from dataclasses import asdict
 
-    from ..results import DuplicateRunError
+    from ..runs.store import DuplicateRunError
 
     wanted = {}
     for variant, fields in VARIANTS.items():
@@ -336,12 +336,12 @@ def cot_table(records: list[dict[str, Any]]) -> str:
 
     The headline metric is choice accuracy on CQA and exact (numeric) match on SVAMP; each
     variant is compared with label-only fine-tuning and the MI variants also with DSS, paired by
-    seed (:func:`cmi_toolkit.evidence.paired_comparison`). Reference lines: chance and the LLM
+    seed (:func:`cmi_toolkit.evidence.statistics.paired_comparison`). Reference lines: chance and the LLM
     teacher's own accuracy on the same examples.
     """
     import numpy as np
 
-    from ..evidence import paired_comparison
+    from ..evidence.statistics import paired_comparison
 
     by: dict[str, dict[int, dict]] = {}
     for r in records:

@@ -63,7 +63,7 @@ class StudentTrainer(Trainer):
         return self.optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        from ..losses import check_finite
+        from ..method.losses import check_finite
         from .student import student_terms
 
         terms = student_terms(model, inputs, alpha=self.cot.alpha, beta=self.cot.effective_beta,
@@ -110,7 +110,7 @@ def split_pool(train, heldout_samples: int, max_train_samples: int | None, data_
     Rows without a rationale (``rationale_ok`` False) leave the pool for every mode alike; the held-out rows are a
     seeded draw from the pool, the training rows a seeded subset of the rest (all of it when None).
     """
-    from ..data import subset
+    from ..data.loading import subset
 
     ok = np.flatnonzero(np.asarray(train["rationale_ok"], dtype=bool))
     missing = len(train) - len(ok)
@@ -158,11 +158,11 @@ def run_student(cfg: CoTConfig, source: str | os.PathLike | None = None, progres
     """Train one encoder student and score it (module docstring); returns its record."""
     from transformers import AutoTokenizer, TrainingArguments, set_seed
 
-    from ..evidence import degenerate_flags
-    from ..models import resolve_model
-    from ..predictions import encode_predictions
+    from ..data.models import resolve_model
+    from ..data.predictions import encode_predictions
     from ..progress import quiet_trainer_logs
-    from ..provenance import now, provenance
+    from ..runs.checks import degenerate_flags
+    from ..runs.provenance import now, provenance
     from .data import load_cot, teacher_coverage
     from .evaluation import teacher_accuracy
     from .student import (
@@ -183,7 +183,7 @@ def run_student(cfg: CoTConfig, source: str | os.PathLike | None = None, progres
     set_seed(cfg.seed)
     ds = load_cot(cfg.dataset, source, check_counts=check_counts)
     train, heldout, missing = split_pool(ds["train"], cfg.heldout_samples, cfg.max_train_samples, cfg.data_seed)
-    from ..data import subset
+    from ..data.loading import subset
 
     test = subset(ds["test"], cfg.max_eval_samples, cfg.data_seed)
     kind = KINDS[cfg.dataset]

@@ -7,7 +7,7 @@ itself, so every variant of a seed trains on the same rows. Runs are keyed like 
 (:func:`~cmi_toolkit.cot.runs.cot_key`): a finished run is skipped, so the one command resumes the plan.
 
 The report reads the suite's records alone and states them as DESIGN.md's "Evidence" asks, through the GLUE suite's
-machinery (:func:`~cmi_toolkit.verdicts.family_verdicts`): per comparison the paired-t interval over seeds and the
+machinery (:func:`~cmi_toolkit.evidence.verdicts.family_verdicts`): per comparison the paired-t interval over seeds and the
 paired bootstrap over seeds and test examples (the wider one used), Holm within the family, pooled estimates and the
 forest plot, mechanism checks and degenerate flags.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..schemas import SafeName, first_error
+from ..runs.schemas import SafeName, first_error
 
 __all__ = ["CoTSuite", "load_cot_suite", "suite_configs", "run_cot_verdict", "cot_suite_records", "cot_verdict",
            "cot_report", "arm_lines"]
@@ -73,7 +73,7 @@ def load_cot_suite(suite: str | os.PathLike) -> dict[str, Any]:
     """A CoT suite by name (``configs/<name>/suite.yaml``) or path; every mistake is one line naming file and key."""
     import yaml
 
-    from ..reproduce import SUITE_DIR, _UniqueKeyLoader
+    from ..runs.suites import SUITE_DIR, _UniqueKeyLoader
     from .trainer import PRESETS, CoTConfig
 
     path = Path(suite)
@@ -104,7 +104,7 @@ def load_cot_suite(suite: str | os.PathLike) -> dict[str, Any]:
         suite_configs(spec)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{path}: {exc}; fix the suite file") from None
-    from ..plan import parse_plan
+    from ..runs.plan import parse_plan
 
     parse_plan(spec, str(path))
     spec["_file"] = str(path.resolve())
@@ -155,8 +155,8 @@ def run_cot_verdict(spec: dict[str, Any], source: str | os.PathLike | None = Non
                     check_counts: bool = True, **select) -> list[dict[str, Any]]:
     """Every run of the suite not yet in its store (``select``: datasets, seeds, modes); returns the records.
     ``check_counts``: refuse data whose example counts differ from the released files' (off for small fixtures)."""
-    from ..engine import Job, run_jobs
-    from ..results import ResultStore
+    from ..runs.engine import Job, run_jobs
+    from ..runs.store import ResultStore
     from .data import _cot_root, load_cot
     from .runs import _cot_record, variant_of
 
@@ -178,7 +178,7 @@ def run_cot_verdict(spec: dict[str, Any], source: str | os.PathLike | None = Non
 def cot_suite_records(spec: dict[str, Any], source: str | os.PathLike | None = None,
                       results_dir: str | os.PathLike | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """(the suite's records, the planned runs without one: ``dataset/variant/seed``)."""
-    from ..results import ResultStore
+    from ..runs.store import ResultStore
     from .runs import variant_of
 
     store = ResultStore(results_dir or spec["results_dir"])
@@ -234,7 +234,7 @@ def cot_verdict(spec: dict[str, Any], source: str | os.PathLike | None = None,
     """The suite's evidence from its records: ``records``, ``missing`` (planned runs without one), ``rows`` (each
     comparison of the family, Holm-adjusted), ``pools`` (pooled estimate per question) and ``answers`` (one sentence
     per question, "So far (partial)" while runs are missing)."""
-    from ..verdicts import answers, family_verdicts, pooled
+    from ..evidence.verdicts import answers, family_verdicts, pooled
 
     records, missing = cot_suite_records(spec, source, results_dir)
     rows = family_verdicts(records, {"family": spec["family"]}) if records else []
@@ -248,9 +248,9 @@ def cot_report(spec: dict[str, Any], source: str | os.PathLike | None = None,
                ) -> dict[str, Any]:
     """Write ``<results_dir>/summary_<suite>.md`` (and the forest plot) from the suite's records; returns
     ``{"md": path, "rows": family rows, "pools": pooled estimates, "missing": [...], "records": n}``."""
-    from ..plan import plan_lines, plan_status
-    from ..results import atomic_write_text
-    from ..verdicts import family_table
+    from ..evidence.verdicts import family_table
+    from ..files import atomic_write_text
+    from ..runs.plan import plan_lines, plan_status
 
     results = Path(results_dir or spec["results_dir"])
     found = cot_verdict(spec, source, results)
@@ -277,7 +277,8 @@ def cot_report(spec: dict[str, Any], source: str | os.PathLike | None = None,
     atomic_write_text(path, "\n".join(lines) + "\n")
     out: dict[str, Any] = {"md": path, "rows": rows, "pools": pools, "missing": missing, "records": len(records)}
     if figures_dir is not None and pools:
-        from ..viz import forest_plot, save_figure
+        from ..evidence.figures import forest_plot
+        from ..plotting import save_figure
 
         out["forest"] = save_figure(forest_plot(rows, pools, f"Paired Δ per dataset and pooled, suite {spec['suite']}"),
                                     f"forest_{spec['suite']}", Path(figures_dir))["html"]

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from transformers import Seq2SeqTrainer
 
-from ..losses import check_finite
+from ..method.losses import check_finite
 from .mi import MI_MODES, InfoNCECritic, mi_loss_released, pooled_states
 
 __all__ = ["MODES", "STUDENTS", "LEGACY_DEFAULTS", "PRESETS", "CoTConfig", "CoTTrainer", "CoTCollator", "build_seq2seq", "tokenize_cot", "generate"]
@@ -39,7 +39,7 @@ def build_seq2seq(model_id: str = "minilm2minilm"):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
     from transformers.utils import logging as hf_logging
 
-    from ..models import resolve_model
+    from ..data.models import resolve_model
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()

@@ -1,6 +1,6 @@
 """Solutions to the notebooks' exercises, kept apart from the notebooks (instructors: see notebooks/README.md).
 
-The test suite runs each through ``cmi_toolkit.exercises.check``; ``WRONG`` holds a typical mistake per exercise,
+The test suite runs each through ``cmi_toolkit.course.exercises.check``; ``WRONG`` holds a typical mistake per exercise,
 which the checks must reject.
 """
 
