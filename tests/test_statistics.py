@@ -133,6 +133,27 @@ def test_holm_keeps_the_family_wise_error_under_the_null():
     assert any_raw / 200 >= 0.25
 
 
+def test_holm_equals_statsmodels_with_ties_nans_and_large_p(monkeypatch):
+    import gc
+
+    from statsmodels.stats.multitest import multipletests
+
+    monkeypatch.setattr(gc, "collect", lambda *a: 0)  # multipletests collects garbage on every call
+
+    rng = np.random.default_rng(3)
+    for m in (1, 2, 5, 13):
+        for _ in range(20):
+            p = rng.uniform(0, 1, m) ** 3
+            if m > 2:
+                p[1] = p[0]  # a tie
+            mine = holm(list(p))
+            assert mine == pytest.approx(list(multipletests(p, method="holm")[1]), abs=1e-15)
+    with_nan = [0.02, float("nan"), 0.01, 0.5]
+    expected = multipletests(np.array([0.02, 0.01, 0.5]), method="holm")[1]
+    got = holm(with_nan)
+    assert math.isnan(got[1]) and [got[0], got[2], got[3]] == pytest.approx(list(expected))
+
+
 def test_holm_by_hand():
     # sorted p: 0.01, 0.03, 0.04 -> 3 * 0.01, max(0.03, 2 * 0.03), max(0.06, 1 * 0.04)
     assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])

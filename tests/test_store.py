@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -209,3 +210,46 @@ def test_a_run_reused_by_another_suite_is_claimed_by_both(tmp_path, tiny_model_d
         assert len(records) == 1 and ignored == 0
     records, ignored = store.select({cfg.key: ("wnli", "ce", 0)}, "third")
     assert records == [] and ignored == 1
+
+
+def test_every_committed_record_keeps_its_key():
+    """Every committed record is found under the key today's code computes from its parameters (GLUE: the
+    RunConfig's store key, through the store's aliases for records filed under an older key; chain-of-thought:
+    ``cot_key``), so moving or renaming code never orphans a record."""
+    import glob
+    import warnings
+
+    from cmi_toolkit.cot.runs import cot_key
+    from cmi_toolkit.cot.trainer import CoTConfig
+    from cmi_toolkit.runs.store import ResultStore, record_store_key
+
+    repo = Path(__file__).resolve().parents[1]
+    folders = sorted({Path(p).parent.parent for p in glob.glob(str(repo / "results" / "**" / "runs" / "*.json"),
+                                                              recursive=True)} - {repo / "results" / "cot"})
+    found = 0
+    for folder in folders:
+        store = ResultStore(folder)
+        for path, record in store.items():
+            data = record.get("data") if isinstance(record.get("data"), dict) else {}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cfg = RunConfig(**record["params"])
+            if not data.get("digest"):  # made before data was fingerprinted: matched by its parameters' key
+                assert record_store_key(record) == cfg.key, f"{path}: its parameters give {cfg.key}"
+                continue
+            key = cfg.store_key(fingerprint=data)
+            loaded = store.load(key)
+            assert loaded is not None and loaded["params"] == record["params"], f"{path}: not found under {key}"
+            found += 1
+    assert found > 250
+    cot = 0
+    for path in sorted(glob.glob(str(repo / "results" / "cot" / "runs" / "*.json"))):
+        record = json.loads(Path(path).read_text())
+        digest = (record.get("data") or {}).get("digest") if isinstance(record.get("data"), dict) else None
+        if digest is None:
+            continue  # made before CoT data was fingerprinted: reported from the file, never re-keyed
+        fields = CoTConfig.__dataclass_fields__
+        cfg = CoTConfig(**{k: v for k, v in record["params"].items() if k in fields})
+        assert Path(path).stem == cot_key(cfg, digest), path
+        cot += 1
+    assert cot >= 10
