@@ -19,7 +19,7 @@ export CMI_TOOLKIT_GLUE_DIR ?= $(GLUE_DIR)
 export CMI_TOOLKIT_COT_DIR ?= $(COT_DIR)
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup git-filters demo test lint lab lab-cache bench clean browser-deps data-dirs notebooks-sync readme figures course cot-verdict
+.PHONY: setup git-filters demo test check lint lab lab-cache bench clean browser-deps data-dirs notebooks-sync readme figures course cot-verdict
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,19 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check cmi_toolkit tests benchmarks
 
+# every test, on two workers (tests that share Ray, gloo or the browser run in one of them), the 15 slowest listed
+PYTEST_WORKERS ?= 2
 test: setup lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
+
+# the inner loop: the layers, the method, statistics, exercises, tasks, data, models and the CLI's one-line errors
+# (about a minute on 2 cores); CHECK_TESTS= (empty) takes every test not marked slow, notebook, browser, ray, distributed
+CHECK_TESTS ?= tests/test_layers.py tests/test_information.py tests/test_losses.py tests/test_markov.py \
+  tests/test_fpdc.py tests/test_statistics.py tests/test_exercises.py tests/test_tasks.py tests/test_data.py \
+  tests/test_models.py tests/test_cli_errors.py
+check: setup lint
+	$(BIN)/python -m pytest -m "not slow and not notebook and not browser and not ray and not distributed" \
+	  -n $(PYTEST_WORKERS) --dist loadgroup $(CHECK_TESTS) $(PYTEST_ARGS)
 
 # Debian's Chromium for the browser test and PNG figures (needs root; a browser download is not needed)
 browser-deps:

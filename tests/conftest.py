@@ -10,6 +10,24 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
+# `make test` runs the suite on two pytest-xdist workers (a 2-core machine spends much of a test in one thread:
+# imports, kernels, subprocesses). Each worker then uses one torch thread, and so do the processes it starts.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+
+#: tests that share a machine-wide resource run one after another, in one worker: Ray clusters, gloo process groups
+#: and the browser's JupyterLab server
+SERIAL_GROUPS = ("ray", "distributed", "browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for group in SERIAL_GROUPS:
+            if item.get_closest_marker(group):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
 
 def _shared_glue() -> Path | None:
     env = os.environ.get("CMI_TOOLKIT_GLUE_DIR")

@@ -264,10 +264,10 @@ kind: cot
 preset: cpu
 seeds: [0, 1]
 modes: [label_only, dss]
-common: {{model: {model}, data_seed: seed, epochs: 10.0, batch_size: 8, learning_rate: 0.005, heldout_samples: 6,
+common: {{model: {model}, data_seed: seed, epochs: 2.0, batch_size: 8, learning_rate: 0.005, heldout_samples: 6,
          max_input_length: 32, max_rationale_length: 16, decoder_layers: 1, rouge_rows: 3, bf16: false}}
 datasets:
-  esnli: {{max_train_samples: 80}}
+  esnli: {{max_train_samples: 40}}
 family:
   - {{method: dss, baseline: label_only}}
 plan:
@@ -288,7 +288,7 @@ def test_cot_suite_runs_its_plan_resumes_and_reports_the_family(tiny_model_dir, 
     spec = load_cot_suite(path)
     records = run_cot_verdict(spec, tmp_path / "cot", progress=False, check_counts=False, seeds=[0])
     assert len(records) == 2 and {r["arm"] for r in records} == {"label_only", "dss"}
-    assert all(r["params"]["data_seed"] == 0 and r["n_train"] == 80 for r in records)
+    assert all(r["params"]["data_seed"] == 0 and r["n_train"] == 40 for r in records)
     out = cot_report(spec, tmp_path / "cot")
     text = out["md"].read_text()
     assert out["missing"] == ["esnli/label_only/seed1", "esnli/dss/seed1"] and "2 of 4 planned runs" in text
@@ -308,13 +308,13 @@ def test_cot_suite_runs_its_plan_resumes_and_reports_the_family(tiny_model_dir, 
 @pytest.mark.parametrize("change,expected", [
     ("suite: tiny_cot", "suite: '../../x' is not a safe name"),
     ("modes: [label_only, dss]", "modes: unknown mode(s) ['dsss']"),
-    ("  esnli: {max_train_samples: 80}", "datasets.esnli: unknown key(s) ['max_train_rows']"),
+    ("  esnli: {max_train_samples: 40}", "datasets.esnli: unknown key(s) ['max_train_rows']"),
 ])
 def test_cot_suite_file_mistakes_are_one_named_line(tmp_path, change, expected):
     from cmi_toolkit.cot.suite import load_cot_suite
 
     bad = {"suite: tiny_cot": "suite: ../../x", "modes: [label_only, dss]": "modes: [label_only, dsss]",
-           "  esnli: {max_train_samples: 80}": "  esnli: {max_train_rows: 80}"}[change]
+           "  esnli: {max_train_samples: 40}": "  esnli: {max_train_rows: 40}"}[change]
     text = SUITE.format(model="minilm-l6", results=tmp_path / "r").replace(change, bad)
     path = tmp_path / "suite.yaml"
     path.write_text(text)
