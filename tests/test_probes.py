@@ -316,6 +316,8 @@ def test_cot_row_of_the_wrong_type_is_one_named_line(tmp_path):
 
 @pytest.mark.parametrize("extra, expected", [
     (["--seed", "1.5"], "--seed: invalid int value: '1.5'"),
+    (["--seed", "-1"], "--seed must be an integer in [0, 2**32 - 1], got -1"),
+    (["--data_seed", "4294967296"], "--data_seed must be an integer in [0, 2**32 - 1]"),
     (["--cmi_weight", "abc"], "invalid float value: 'abc'"),
     (["--learning_rate", "-1e-5"], "--learning_rate must be a finite number > 0, got -1e-05"),
     (["--method", "ce", "--cmi_weight", "5"], "--cmi_weight has no effect with --method ce"),
@@ -494,3 +496,8 @@ def test_float_rounding_around_a_bound_is_not_an_impossible_number(tmp_path):
     store = ResultStore(tmp_path)
     store.save("k", {**RECORD, "metrics": {**RECORD["metrics"], "output_cmi": -5.551115123125783e-17}})
     assert store.load("k")["metrics"]["output_cmi"] < 0
+
+
+def test_listing_a_folder_that_is_no_store_is_one_line_not_an_empty_list(capsys, tmp_path):
+    line = _one_line_error(capsys, ["runs", "--results_dir", str(tmp_path / "typo")])
+    assert "typo/runs: no result store here" in line

@@ -23,3 +23,16 @@ def test_a_run_draws_no_library_bars_and_leaves_their_switches_as_they_were(tmp_
     assert "tokenise" not in err and "Loading weights" not in err and "Writing" not in err, err[-2000:]
     assert not datasets.are_progress_bars_disabled() and transformers_logging.is_progress_bar_enabled()
 
+
+
+def test_scoring_a_users_file_draws_no_library_bar(tmp_path, tiny_model_dir, capfd):
+    from transformers.utils import logging as transformers_logging
+
+    from cmi_toolkit.cli import main
+
+    data = tmp_path / "rows.tsv"
+    data.write_text("sentence\tlabel\nfine film\t1\ndull film\t0\n")
+    transformers_logging.enable_progress_bar()
+    assert main(["evaluate", "--task", "sst2", "--model", str(tiny_model_dir), "--data", str(data)]) == 0
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and transformers_logging.is_progress_bar_enabled(), err[-2000:]

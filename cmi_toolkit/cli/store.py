@@ -30,6 +30,9 @@ def cmd_runs(argv: list[str]) -> int:
 
     (args,) = _parser(RunsArgs).parse_args_into_dataclasses(argv)
     store = ResultStore(args.results_dir)
+    if not store.runs.is_dir():  # a mistyped folder must not read as an empty store
+        raise FileNotFoundError(f"{store.runs}: no result store here (no runs/ folder); pass --results_dir with a "
+                                "folder that holds runs/<key>.json records (e.g. results, results/lab)")
     if args.prune_models:
         freed = prune_models(store, args.prune_dependencies)
         for folder, why, _ in freed:

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..progress import library_bars_off
 from .hub import HubUnavailableError, require_hub
 
 __all__ = [
@@ -222,8 +223,9 @@ def load_classifier(model_id: str = DEFAULT_MODEL, num_labels: int = 2, trained_
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected here
     try:
-        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, trust_remote_code=False,
-                                                                  **kwargs)
+        with library_bars_off():  # transformers draws a "Loading weights" bar per load; the kit's own bars suffice
+            return AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels,
+                                                                      trust_remote_code=False, **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
 

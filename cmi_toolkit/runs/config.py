@@ -62,6 +62,9 @@ class RunConfig:
         from ..method.markov import POOLINGS
 
         _check_types(self)
+        for name in ("seed", "data_seed"):  # numpy seeds lie in [0, 2**32 - 1]
+            if not 0 <= getattr(self, name) <= 2**32 - 1:
+                raise ValueError(f"--{name} must be an integer in [0, 2**32 - 1], got {getattr(self, name)}")
         if self.method not in METHODS:
             raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         task = get_task(self.task)  # unknown names raise, listing the known tasks
