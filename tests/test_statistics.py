@@ -253,3 +253,8 @@ def test_the_answer_names_every_better_or_worse_task_and_says_no_difference_only
     assert "better on rte (+3.00 points [+1.00, +5.00])" in first and "no difference detected on sst2" in first
     assert "any of" not in first and "pooled +1.00 points [-1.00, +3.00]" in first and "So far (partial)" in first
     assert "MCMI" in second and "mrpc" in second
+    # an arm whose every seed scored exactly as its baseline (a term that changed nothing) claims no resolution
+    same = row("esnli", "no difference detected", 0.0, method="dss_mi", base="dss")
+    same.update(low=0.0, high=0.0, t={"mde80": 0.0, "sd": 0.0})
+    (line,) = answers([same], {})
+    assert "the same score as its baseline on every seed on esnli" in line and "±0.00" not in line

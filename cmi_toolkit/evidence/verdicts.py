@@ -236,14 +236,19 @@ def _arm_answer(rows: list[dict[str, Any]], pool: dict[str, Any] | None) -> str:
     """One arm's part of an answer: which tasks came out better or worse (Δ and interval), the rest, the
     smallest and largest MDE80, the pooled estimate and the mechanism checks."""
     done = [r for r in rows if r["n"] >= 2]
+    # every seed's difference exactly 0: the arm changed nothing measurable, so no MDE speaks for these seeds
+    same = [r for r in done if r.get("t") and r["t"].get("sd") == 0 and r["mean"] == 0]
     named = [f"{r['verdict']} on {r['task']} ({_pts(r['mean'])} points [{_pts(r['low'])}, {_pts(r['high'])}])"
              for r in done if r["verdict"] in ("better", "worse")]
-    rest = [r["task"] for r in done if r["verdict"] not in ("better", "worse")]
+    rest = [r["task"] for r in done if r["verdict"] not in ("better", "worse") and r not in same]
     if rest:
         named.append(f"no difference detected on {'any of ' if len(rest) == len(done) > 1 else ''}{', '.join(rest)}")
+    if same:
+        named.append(f"the same score as its baseline on every seed on {', '.join(r['task'] for r in same)} "
+                     ", so no evidence either way")
     text = "; ".join(named) or "no comparison yet"
     notes = []
-    mdes = [r["t"]["mde80"] for r in done if r.get("t")]
+    mdes = [r["t"]["mde80"] for r in done if r.get("t") and r not in same]
     if mdes:
         low, high = min(mdes), max(mdes)
         notes.append(f"these seeds could detect about ±{_pts(low, False)}"
