@@ -244,7 +244,7 @@ def _arm_answer(rows: list[dict[str, Any]], pool: dict[str, Any] | None) -> str:
     if rest:
         named.append(f"no difference detected on {'any of ' if len(rest) == len(done) > 1 else ''}{', '.join(rest)}")
     if same:
-        named.append(f"the same score as its baseline on every seed on {', '.join(r['task'] for r in same)} "
+        named.append(f"the same score as its baseline on every seed on {', '.join(r['task'] for r in same)}"
                      ", so no evidence either way")
     text = "; ".join(named) or "no comparison yet"
     notes = []
