@@ -13,9 +13,11 @@ T = 0.1, lambda = 0.1 and EMA centroids (momentum 0.9) in feature space.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = ["CMI_DEFAULTS", "SPACE", "TEMPERATURE", "CMI_WEIGHT", "CENTROID_MODE", "EMA_MOMENTUM", "POOLING",
            "MODEL", "LAMBDA_WARN_ABOVE", "ADHOC_RESULTS_DIR", "SUITE_RESULTS_DIR", "LAB_PRESET", "LAB_LAMBDAS",
-           "LAB_SEEDS", "LAB_RESULTS_DIR"]
+           "LAB_SEEDS", "LAB_RESULTS_DIR", "REPO_ROOT"]
 
 SPACE = "feature"  # f_x (feature space, the paper's choice) rather than P_x (output space)
 TEMPERATURE = 0.1  # T of f_x = softmax(h_x / T) and of P_x = softmax(z / T) when measuring
@@ -27,6 +29,10 @@ MODEL = "minilm-l6"  # the offline pretrained MiniLM of the package gt-all-minil
 
 #: lambda (or beta) above this trains, but with a warning: the term then dominates CE.
 LAMBDA_WARN_ABOVE = 10.0
+
+#: the checkout the package runs from (configs/, notebooks/, results/ sit here); every module finds it here, so
+#: moving a module never changes how far up it must look
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: where ad-hoc runs (``train``, ``distill``, ``demo``) are stored unless told otherwise
 ADHOC_RESULTS_DIR = "runs/adhoc"

@@ -24,10 +24,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from . import defaults as D
+
 __all__ = ["render", "update", "BLOCK"]
 
 BLOCK = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
-REPO = Path(__file__).resolve().parents[1]
+REPO = D.REPO_ROOT
 
 
 def _value(text: str) -> Any:
@@ -185,7 +187,6 @@ def _lab(results_dir: Path) -> str:
     against CE, mechanism checks and flags; the majority class and the measured training time below."""
     import statistics
 
-    from . import defaults as D
     from .course.lab import sweep, timing
     from .evidence.statistics import paired_comparison
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import defaults as D
+
 __all__ = ["setup", "folders", "kit_results", "data_dir", "cap_threads", "SMOKE_BANNER", "P", "ParameterError", "check_parameters",
            "smoke_note", "save_metrics"]
 
@@ -28,7 +30,7 @@ def folders(output_dir: str | os.PathLike, figures_dir: str | os.PathLike | None
 def kit_results(*parts: str) -> Path:
     """A folder of the kit's committed results (``results/<parts>``), found from the package's location, so a
     notebook started from any folder reads the same records."""
-    return Path(__file__).resolve().parents[2] / "results" / Path(*parts)
+    return D.REPO_ROOT / "results" / Path(*parts)
 
 
 def data_dir(kind: str, given: str | os.PathLike | None = None) -> str:

@@ -128,7 +128,7 @@ def refuse_remote_code(config: dict, where: str | os.PathLike) -> None:
                          "ships (e.g. bert)")
 
 
-def label_map_problem(config: dict, where: str | os.PathLike) -> None:
+def check_label_maps(config: dict, where: str | os.PathLike) -> None:
     """Refuse in one line a config whose ``id2label`` / ``label2id`` is not the mapping transformers reads
     (``{"0": "negative", "1": "positive"}``; a list, a string or a name mapped to a non-integer is not)."""
     for key, ids_are_keys in (("id2label", True), ("label2id", False)):
@@ -165,7 +165,7 @@ def check_model_folder(path: str | os.PathLike, tokenizer: bool = False) -> dict
         got = "a mapping without model_type" if isinstance(config, dict) else f"a JSON {type(config).__name__}"
         raise ValueError(f"{config_path}: holds {got}, not a transformers config; {resave}")
     refuse_remote_code(config, config_path)
-    label_map_problem(config, config_path)
+    check_label_maps(config, config_path)
     weights = [name for name in WEIGHT_FILES if (path / name).is_file()]
     if not weights:
         raise FileNotFoundError(f"{path}: no weights ({' or '.join(WEIGHT_FILES[::2])}); {resave}")

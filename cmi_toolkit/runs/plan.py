@@ -24,13 +24,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .. import defaults as D
+
 __all__ = ["Plan", "SeedPlan", "parse_plan", "plan_commit", "plan_status", "plan_lines", "stopping_lines", "fp32_run", "fp32_from_rung",
            "PAIR"]
 
 PAIR = " (fp32 pair)"
 """Suffix of the arm of a baseline run added by an amendment's ``fp32:`` to pair an fp32 run at its own precision."""
 
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = D.REPO_ROOT
 
 
 class SeedPlan(BaseModel):

@@ -13,9 +13,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from .. import defaults as D
+
 __all__ = ["git_state", "cpu_features", "cpu_model", "device_info", "provenance", "now", "recreation_blocker"]
 
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = D.REPO_ROOT
 
 
 def now() -> str:

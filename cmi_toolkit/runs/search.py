@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import defaults as D
 from .config import RunConfig
 from .execute import execute
 from .plan import fp32_from_rung
@@ -246,7 +247,7 @@ def successive_halving(base: RunConfig, store: ResultStore, candidates_: Sequenc
             "rungs": [[e, list(s)] for e, s in rungs]}
 
 
-DEFAULT_RESULTS = Path(__file__).resolve().parents[2] / "results"
+DEFAULT_RESULTS = D.REPO_ROOT / "results"
 
 
 def search_file(spec: dict[str, Any], task: str, kind: str, results_root: Path | None = None) -> Path:
@@ -355,7 +356,6 @@ def search_table(result: dict[str, Any], store: ResultStore | None = None) -> li
     With the search's result ``store``, a column counts each row's runs flagged degenerate, and a search whose
     every run at the last budget is flagged is said to be uninformative: its winner is the tie rule's pick.
     """
-    from .. import defaults as D
 
     flags = search_flags(result, store) if store is not None else None
     lines = [f"Held-out search, {result.get('task')}, {result['kind']}; rule: {result['rule']}.", "",

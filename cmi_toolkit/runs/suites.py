@@ -20,13 +20,14 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
+from .. import defaults as D
 from .config import METHODS, RunConfig, dependencies
 from .plan import PAIR, fp32_run
 from .store import ResultStore
 
 __all__ = ["SUITE_DIR", "load_suite", "suite_runs", "execute_runs", "execute_with_papermill", "run_suite", "cached_or_run", "suite_records", "BASELINES"]
 
-SUITE_DIR = Path(__file__).resolve().parents[2] / "configs"
+SUITE_DIR = D.REPO_ROOT / "configs"
 BASELINES = {"cmi": "ce", "cmi_tuned": "ce", "mcmi": "ce", "kd_ce": "student", "kd_mcmi": "student"}
 
 
@@ -240,7 +241,7 @@ def cached_or_run(runs: list[RunConfig], store: ResultStore, cache_dir: str | os
     return [found[cfg.key] for cfg in runs]
 
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOK_DIR = D.REPO_ROOT / "notebooks"
 BATCH_NOTEBOOK = "04_teacher_student_kd.ipynb"
 
 
