@@ -20,7 +20,7 @@
 #
 # **Prerequisites.** notebooks 00 and 01.
 #
-# **Time on a laptop CPU (2 cores; measured, see `results/course_times.json`).** smoke: under 5 min; default: under
+# **Time on a laptop CPU (2 cores; measured, see `results/course_times.json`).** smoke: under 2 min; default: under
 # 1 min with the cached lab runs and views (about 2 minutes more when the two models must be trained first).
 #
 # Papers: Sivakaran & Yang 2025 (arXiv 2502.11258), Yang et al. 2023 (arXiv 2309.09123), Ye et al., ICLR 2024 (MCMI teacher), Chen et al. 2024 (arXiv 2403.03348).
@@ -58,12 +58,12 @@ from cmi_toolkit.course import lab
 from cmi_toolkit.course.figures import cluster_figure, fpdc_heatmap, kl_histograms, side_by_side
 from cmi_toolkit.plotting import show_figure
 
-if smoke:
-    results_dir = str(output_dir / "lab_store")
-    smoke_note(results_dir=results_dir)
+if smoke:  # the committed cache's views, nothing trained
+    results_dir, train_missing = str(output_dir / "lab_store"), False
+    smoke_note(results_dir=results_dir, train_missing=train_missing)
 views = {}
 for name, lam in (("CE", 0.0), ("CMI", cmi_weight)):
-    cfg = lab.lab_config(lam, seed, smoke, task=task, model=model, temperature=temperature)
+    cfg = lab.lab_config(lam, seed, task=task, model=model, temperature=temperature)
     views[name] = lab.model_view(cfg, results_dir, glue_dir, train=train_missing, cache_dir=cache_dir)
 pd.DataFrame({name: {k: v[k] for k in ("accuracy", "cmi", "separation")} for name, v in views.items()}).T.round(4)
 
@@ -98,7 +98,7 @@ show_figure(fig, "03_kl_histograms", figures_dir)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-runs = {name: lab.lab_config(lam, seed, smoke, task=task, model=model, temperature=temperature)
+runs = {name: lab.lab_config(lam, seed, task=task, model=model, temperature=temperature)
         for name, lam in (("CE", 0.0), ("CMI", cmi_weight))}
 shared = lab.shared_projection(runs, results_dir, glue_dir, train=train_missing, cache_dir=cache_dir)
 panels, titles, summary = [], [], {}

@@ -84,7 +84,8 @@ check_parameters(globals(), smoke=P(bool), dataset=P(str, choices=("esnli", "cqa
 output_dir, figures_dir, cot_dir = setup(smoke, output_dir, figures_dir, "cot", cot_dir)
 cache_dir = cache_dir or str(kit_results("cot"))
 if smoke:
-    live = {**live, "max_train_samples": 320, "max_eval_samples": 200, "heldout_samples": 40, "rouge_rows": 4}
+    live = {**live, "max_train_samples": 80, "batch_size": 16, "max_eval_samples": 100, "heldout_samples": 32,
+            "rouge_rows": 2}
     smoke_note(live=live)
 
 # %% [markdown]
