@@ -12,7 +12,8 @@ circle exists (``tests/test_layers.py`` checks both):
 5. :mod:`cmi_toolkit.evidence`: statistics, verdicts, reports and their figures;
 6. :mod:`cmi_toolkit.cot`: chain-of-thought distillation (students, MI terms, runs, its suite);
 7. :mod:`cmi_toolkit.course`: notebook helpers, exercises, widgets, figures, the lab, the rendered course;
-8. :mod:`cmi_toolkit.readme` (README blocks generated from records) and :mod:`cmi_toolkit.cli` on top.
+8. :mod:`cmi_toolkit.readme` (blocks generated from records), :mod:`cmi_toolkit.pages` (README and the docs pages,
+   their offline HTML and index) and :mod:`cmi_toolkit.cli` on top.
 """
 
 __version__ = "0.1.0"

@@ -25,7 +25,7 @@ def test_the_committed_course_copy_shows_every_module_from_its_default_run():
     import re
 
     from cmi_toolkit.course.notebook import SMOKE_BANNER
-    from cmi_toolkit.course.render import MATHJAX_CDN
+    from cmi_toolkit.course.render import MATHJAX_PARTS, MATHJAX_SRC
 
     from .conftest import REPO
 
@@ -42,8 +42,10 @@ def test_the_committed_course_copy_shows_every_module_from_its_default_run():
         assert page.count("not attempted yet") == checks, f"{module}: each exercise check shows its message"
         assert "data:image/png;base64" in page, f"{module}: no figure on its page"
         assert not re.search(r"<pre>\s*" + re.escape(SMOKE_BANNER), page), f"{module}: rendered from a smoke run"
-        remote = re.findall(r"<(?:script|link|img)[^>]+(?:src|href)=\"(https?://[^\"]+)", page)
-        assert all(url.startswith(MATHJAX_CDN) for url in remote), f"{module}: needs a network for {remote}"
+        remote = re.findall(r"https?://(?:cdnjs|unpkg|cdn\.)[^\"' ]+", page)
+        assert not remote, f"{module}: needs a network for {remote[:2]}"
+        assert f'src="{MATHJAX_SRC}"' in page, f"{module}: its formulas need the MathJax copy beside it"
+    assert all((pages / "mathjax" / part).exists() for part in MATHJAX_PARTS)
 
 
 def test_a_module_renders_to_the_same_bytes_each_time(tmp_path):

@@ -1,7 +1,7 @@
 """The package's house: layers that import only downwards, and no import circle.
 
 Every import counts, the ones inside functions too (a lazy import is still a dependency a reader must know of).
-The layers, lowest first, are those of README's "Package layout" and of each package's ``__init__`` docstring.
+The layers, lowest first, are those of the "Package layout" in docs/development.md and of each package's ``__init__`` docstring.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ LAYERS = [
     ("evidence", ["cmi_toolkit.evidence"]),
     ("cot", ["cmi_toolkit.cot"]),
     ("course", ["cmi_toolkit.course"]),
-    ("readme", ["cmi_toolkit.readme"]),
+    ("readme", ["cmi_toolkit.readme", "cmi_toolkit.pages"]),
     ("cli", ["cmi_toolkit.cli"]),
 ]
 
@@ -45,7 +45,7 @@ def layer_of(module: str) -> int:
             if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
                 best, index = len(prefix), i
     if index is None:
-        raise AssertionError(f"{module} is in no layer: add it to LAYERS and to README's package layout")
+        raise AssertionError(f"{module} is in no layer: add it to LAYERS and to the package layout of docs/development.md")
     return index
 
 
@@ -157,8 +157,8 @@ def test_each_layer_says_what_it_is_and_what_it_may_import():
             assert len(doc) > 200 and "import" in doc, f"{init}: its docstring should say what the layer is and what it may import"
 
 
-def test_the_readme_layout_table_lists_every_module_in_its_layer():
-    readme = (PKG.parent / "README.md").read_text(encoding="utf-8")
+def test_the_layout_table_lists_every_module_in_its_layer():
+    readme = (PKG.parent / "docs" / "development.md").read_text(encoding="utf-8")
     table = readme.split("## Package layout", 1)[1].split("\n\n", 2)[2].split("\n\n", 1)[0]
     rows = {line.split("|")[1].strip().strip("`/"): line.split("|")[2] for line in table.splitlines()[2:]}
     for module, path in modules().items():
@@ -168,4 +168,4 @@ def test_the_readme_layout_table_lists_every_module_in_its_layer():
         name = LAYERS[layer_of(module)][0]
         row = rows.get(name) or rows["base" if name == "base" else "top"]
         leaf = parts[1] if name in ("readme", "cli") else parts[2] if len(parts) > 3 else parts[-1]
-        assert f"`{leaf}`" in row or f"`{leaf}/`" in row, f"README's package layout lacks {module} in the {name} row"
+        assert f"`{leaf}`" in row or f"`{leaf}/`" in row, f"docs/development.md's package layout lacks {module} in the {name} row"

@@ -45,18 +45,21 @@ def cmd_course(argv: list[str]) -> int:
 
 @dataclass
 class ReadmeArgs:
-    readme: str = field(default="README.md", metadata={"help": "the file whose '<!-- table: ... -->' blocks to regenerate"})
+    readme: str | None = field(default=None, metadata={
+        "help": "one Markdown file whose '<!-- table: ... -->' blocks to regenerate; default: README.md, every "
+                "docs/*.md page, their HTML twins and docs/index.html"})
     check: bool = field(default=False, metadata={"help": "only compare: exit 1 when a block differs from the records"})
 
 
 def cmd_readme(argv: list[str]) -> int:
-    """Regenerate the README's result tables from the run records (--check only compares)."""
-    from ..readme import update
+    """Regenerate the README's and the docs pages' result blocks from the run records, the pages' HTML twins and
+    the offline index (--check only compares)."""
+    from ..pages import update_pages
 
     (args,) = _parser(ReadmeArgs).parse_args_into_dataclasses(argv)
-    changed = update(args.readme, check=args.check)
+    changed = update_pages(check=args.check, only=args.readme)
     verb = "differ from the records" if args.check else "regenerated"
-    print(f"{len(changed)} table(s) {verb}" + (": " + "; ".join(changed) if changed else ""))
+    print(f"{len(changed)} block(s) or page(s) {verb}" + (": " + "; ".join(changed) if changed else ""))
     return 1 if args.check and changed else 0
 
 
