@@ -30,7 +30,7 @@ task = D.LAB_PRESET["task"]   # the lab preset: SST-2, 2,000 training examples, 
 model = D.MODEL
 temperature = D.TEMPERATURE
 seed = 0
-cache_dir = "../" + D.LAB_RESULTS_DIR     # the course's cached lab runs (committed, read only)
+cache_dir = str(D.REPO_ROOT / D.LAB_RESULTS_DIR)  # the course's cached lab runs (committed, read only)
 results_dir = "outputs/lab_store"          # a curve not in the cache is trained and stored here (untracked)
 train_missing = True     # False: show only what is cached
 glue_dir = None
@@ -118,8 +118,14 @@ print(f"step 0 → {last['step']}: accuracy {first['accuracy']:.3f} → {last['a
       f"{last['feature_ncmi']:.4f}")
 
 # %%
-print(f"after fine-tuning: accuracy {along['final']['accuracy']:.4f} (training took {along['train_s'] / 60:.1f} min "
-      f"on {along['machine'].get('cpu', '?')}, {along['machine'].get('threads', '?')} threads)")
+machine = f"{along['machine'].get('cpu', '?')}, {along['machine'].get('threads', '?')} threads"
+if along["cached"]:  # a cached run: its time is the one recorded when it was trained, not a time measured now
+    when = str(along["machine"].get("started") or "?")[:10]
+    print(f"after fine-tuning: accuracy {along['final']['accuracy']:.4f} (cached run; its recorded training time: "
+          f"{along['train_s'] / 60:.1f} min on {machine}, {when})")
+else:
+    print(f"after fine-tuning: accuracy {along['final']['accuracy']:.4f} (trained here in {along['train_s'] / 60:.1f} min "
+          f"on {machine})")
 save_metrics(output_dir, {"before": before.summary(), "after": along["final"],
                                         "history": along["history"], "task": task})
 per_class(along["final_per_class"])

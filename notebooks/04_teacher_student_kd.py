@@ -35,12 +35,14 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides this cell)
+from cmi_toolkit import defaults as D  # the kit's one set of defaults
+
 smoke = False
 task = "sst2"
 suite = "cpu_verdict"     # configs/<suite>/suite.yaml, or a path
 methods = ["ce", "mcmi", "student", "kd_ce", "kd_mcmi"]
 seeds = [0, 1, 2, 3, 4]
-cache_dir = "../results"  # the kit's committed result store (read only): its recorded runs load at once
+cache_dir = str(D.REPO_ROOT / "results")  # the kit's committed result store (read only): its runs load at once
 train_missing = True      # False: stop with the list of runs that are not cached
 glue_dir = None
 results_dir = None        # runs that are not cached train here; default: <output_dir>
@@ -81,7 +83,7 @@ table = pd.DataFrame([{"model": METHOD_LABELS[r["method"]], "score": None if r["
                        "95 % interval": "" if r["diff_low"] is None else f"[{100 * r['diff_low']:+.2f}, {100 * r['diff_high']:+.2f}]",
                        "baseline": "" if r["baseline"] is None else METHOD_LABELS[r["baseline"]],
                        "mechanism": r["mechanism"], "feature CMI": r["feature_cmi"]} for r in rows])
-table.round(3).fillna("")
+table.round(3).astype(object).fillna("")  # blanks where a row has no baseline
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -43,9 +43,11 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides this cell)
+from cmi_toolkit import defaults as D  # the kit's one set of defaults
+
 smoke = False
 suite = "cpu_verdict"    # or "cpu5", "cpu5kd", "bf16eq", "cpu" (older records, before the checks), "glue5" (GPU)
-results_dir = "../results"
+results_dir = str(D.REPO_ROOT / "results")  # the kit's committed records, found from the package
 output_dir = "outputs/06_reproduce_glue"
 figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 

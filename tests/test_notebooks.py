@@ -235,3 +235,20 @@ def test_committed_figures_open_without_a_network():
         for src in sources:
             assert not re.match(r"(https?:)?//", src), f"{page.name} loads {src} from the network"
             assert (page.parent / src).is_file(), f"{page.name} needs {src} beside it"
+
+
+def test_a_notebook_started_from_another_folder_finds_the_kits_results(tmp_path, glue_dir, monkeypatch):
+    """The committed stores (the lab cache, results/) and the data beside the checkout are found from the package's
+    location, not from the working folder: 03 started in an unrelated folder shows the cached views."""
+    import papermill as pm
+
+    from cmi_toolkit.course.notebook import data_dir
+
+    monkeypatch.delenv("CMI_TOOLKIT_GLUE_DIR", raising=False)
+    assert data_dir("glue") == str(REPO.parent / "shared" / "data" / "glue")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pm.execute_notebook(str(REPO / "notebooks" / "03_centroids_and_clusters.ipynb"), str(tmp_path / "03.ipynb"),
+                        parameters={"smoke": True, "output_dir": str(tmp_path / "out"), "glue_dir": str(glue_dir)},
+                        cwd=str(elsewhere), kernel_name="python3", progress_bar=False)
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["cmi"]["feature_cmi"] > 0

@@ -137,7 +137,8 @@ def per_class_summary(report) -> dict[str, Any]:
 def along_training(cfg: RunConfig, every: int, results_dir: str | os.PathLike = D.LAB_RESULTS_DIR,
                    cache_dir: str | os.PathLike | None = None, glue_dir: str | None = None, train: bool = True,
                    callbacks: list | None = None) -> dict[str, Any]:
-    """Notebook 02's measurements along one fine-tuning: ``{"history", "final", "train_s", "machine"}``.
+    """Notebook 02's measurements along one fine-tuning: ``{"history", "final", "train_s", "machine", "cached"}``
+    (``cached``: loaded from a store rather than trained by this call, so ``train_s`` is a recorded time).
 
     ``history`` holds a :class:`~cmi_toolkit.method.trainers.MeasureCallback` measurement (accuracy, CMI, separation, NCMI
     in both spaces, on the run's evaluation set) every ``every`` optimiser steps from step 0, ``final`` the
@@ -155,7 +156,7 @@ def along_training(cfg: RunConfig, every: int, results_dir: str | os.PathLike = 
     name = f"{cfg.store_key(glue_dir)}-every{every}.json"
     found = cached_file(Path("along") / name, cache_dir, results_dir)
     if found is not None:
-        return json.loads(found.read_text(encoding="utf-8"))
+        return {**json.loads(found.read_text(encoding="utf-8")), "cached": True}
     if not train:
         raise FileNotFoundError(f"{Path(results_dir) / 'along' / name}: this along-training run is not cached; "
                                 "run with train=True")
@@ -180,7 +181,7 @@ def along_training(cfg: RunConfig, every: int, results_dir: str | os.PathLike = 
            "train_s": round(time.perf_counter() - started, 1),
            "machine": provenance(next(run.model.parameters()).device)}
     write_json(Path(results_dir) / "along" / name, out)
-    return out
+    return {**out, "cached": False}
 
 
 def _view_path(store: ResultStore, key: str) -> Path:

@@ -34,11 +34,11 @@ def kit_results(*parts: str) -> Path:
 
 
 def data_dir(kind: str, given: str | os.PathLike | None = None) -> str:
-    """The ``glue`` or ``cot`` data folder: ``given``, else its environment variable, else ``../../shared/data/<kind>``
-    (the notebooks run from ``notebooks/``, with ``shared/`` beside the checkout)."""
+    """The ``glue`` or ``cot`` data folder: ``given``, else its environment variable, else ``shared/data/<kind>``
+    beside the checkout (found from the package's location, so a notebook started from any folder finds it)."""
     if given is not None:
         return str(given)
-    return os.environ.get(_ENV[kind]) or str(Path.cwd().parent.parent / "shared" / "data" / kind)
+    return os.environ.get(_ENV[kind]) or str(D.REPO_ROOT.parent / "shared" / "data" / kind)
 
 
 def cap_threads(limit: int = 4) -> int:
