@@ -6,6 +6,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -32,3 +33,31 @@ def median(xs: list[float]) -> float:
 
 def threads() -> int:
     return torch.get_num_threads()
+
+
+def save_record(name: str, what: str, results: dict[str, float], target: tuple[str, str, float]) -> Path:
+    """Write ``results/bench/<name>.json``: what was measured, the numbers, the target (``(result key, "<=" or
+    ">=", bound)``), the machine, its load, the date and the commit (with its dirty flag). The performance page
+    (``docs/performance.md``) is generated from these records by ``cmi-toolkit readme``."""
+    import json
+    from datetime import datetime, timezone
+
+    from cmi_toolkit.files import write_json
+    from cmi_toolkit.runs.provenance import cpu_features, cpu_model, git_state
+
+    key, op, bound = target
+    if key not in results or op not in ("<=", ">="):
+        raise ValueError(f"benchmark {name}: target {target} names no result or no comparison")
+    record = {"benchmark": name, "what": what, "results": {k: float(v) for k, v in results.items()},
+              "target": {"result": key, "op": op, "bound": bound},
+              "machine": {"cpu": cpu_model(), **cpu_features(), "cores": os.cpu_count(), "threads": threads(),
+                          "load_at_start": round(_LOAD_AT_START, 2)},
+              "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), **git_state()}
+    path = REPO / "results" / "bench" / f"{name}.json"
+    write_json(path, record)
+    print(f"recorded in {path.relative_to(REPO)}: {json.dumps(record['results'])}")
+    return path
+
+
+REPO = Path(__file__).resolve().parents[1]
+_LOAD_AT_START = os.getloadavg()[0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _common import median, sst2, threads, timed
+from _common import median, save_record, sst2, threads, timed
 
 from cmi_toolkit.data.loading import make_dataloader, tokenize_glue
 from cmi_toolkit.data.models import load_classifier, load_tokenizer
@@ -56,6 +56,10 @@ def main() -> None:
     print(f"{'plain eval (accuracy)':26s} {median(tp):9.3f}")
     print(f"{'measure (acc + CMI x2)':26s} {median(tm):9.3f}")
     print(f"median ratio measure/plain: {median(ratios):.3f}   (target <= 1.10)")
+    save_record("measure", f"measure() (accuracy + CMI, separation, NCMI in both spaces) vs a plain evaluation pass "
+                f"(SST-2 dev, {len(dev)} rows, batch 64, {args.repeats} interleaved repetitions)",
+                {"median_ratio": median(ratios), "plain_s": median(tp), "measure_s": median(tm)},
+                ("median_ratio", "<=", 1.10))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The README marks each generated table with an HTML comment naming its source,
     <!-- table: cot cqa gpu mask_padding=false -->   ... with an override
     <!-- table: presets cola -->          CE presets of a task scored on held-out training data (results/presets/)
     <!-- table: lab -->                   the course's cached lab sweep (results/lab/, notebook 01)
+    <!-- table: bench -->                 one row per benchmark record (results/bench/, written by benchmarks/)
     <!-- table: verdict cpu5 -->          one line per task and question of GLUE suite ``cpu5``: the paired answer
     <!-- table: answer cot_verdict -->    one sentence per question of a suite (GLUE, or chain-of-thought when its
                                           file says ``kind: cot``) from its Holm-adjusted verdicts
@@ -115,6 +116,8 @@ def render(spec: str, root: str | Path = REPO) -> str:
         store = ResultStore(root / "results")
         records, _ = suite_records(store, spec)
         return "\n".join(equivalence_lines(equivalence(spec, store, records)))
+    if words == ["bench"]:
+        return _bench(root / "results" / "bench")
     if words[0] == "search" and len(words) == 3:
         import json
 
@@ -128,19 +131,19 @@ def render(spec: str, root: str | Path = REPO) -> str:
         return "\n\n".join(parts) if parts else f"- no {words[2]} search of suite {words[1]} has finished yet."
     raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'verdict SUITE', 'answer SUITE', "
                      "'equivalence SUITE', "
-                     "'search SUITE KIND', 'presets TASK', 'lab' or "
+                     "'search SUITE KIND', 'presets TASK', 'lab', 'bench' or "
                      "'cot DATASET PRESET [key=value ...]'")
 
 
 def _verdicts(records: list[dict[str, Any]], spec: dict[str, Any]) -> str:
     """One line per comparison of the suite's family (:mod:`cmi_toolkit.evidence.verdicts`), then the pooled estimates."""
-    from .evidence.verdicts import _p, _pts, family_verdicts, not_counted, pooled, verdict_lines
+    from .evidence.verdicts import _p, _pts, family_verdicts, not_counted, pool_scope, pooled, verdict_lines
 
     rows = family_verdicts(records, spec)
     lines = _progress(records, spec)[0] + verdict_lines(rows)
     pools = pooled(rows, exclude=not_counted(spec))
     for question, pool in pools.items():
-        lines.append(f"- pooled over {', '.join(pool['tasks'])}, {question} (random effects): {_pts(pool['mean'])} "
+        lines.append(f"- pooled over {pool_scope(pool)}; {question} (random effects): {_pts(pool['mean'])} "
                      f"points [{_pts(pool['low'])}, {_pts(pool['high'])}], p {_p(pool['p'])}, I² "
                      f"{100 * pool['i2']:.0f} %, **{pool['verdict']}**.")
     return "\n".join(lines) if lines else "- no comparison in these records yet."
@@ -217,6 +220,31 @@ def _lab(results_dir: Path) -> str:
     lines += ["", f"Lab preset: {D.LAB_PRESET['task']}, {D.LAB_PRESET['max_train_samples']:,} training examples, "
               f"{D.LAB_PRESET['epochs']} epochs, full dev set. Majority class: {100 * rows[0]['majority']:.2f} %. "
               f"Median training time per model: {t['median_train_s']:.0f} s ({'; '.join(t['machines'])})."]
+    return "\n".join(lines)
+
+
+def _bench(folder: Path) -> str:
+    """One row per benchmark record: what it measured, its numbers, its target and whether it was met, and the
+    machine, load, date and commit it ran on (a dirty tree is said)."""
+    import json
+
+    paths = sorted(folder.glob("*.json"))
+    if not paths:
+        return "- no benchmark has written a record yet: `make bench` runs them."
+    lines = ["| benchmark | what it measures | results | target | met | machine (load at start), date, commit |",
+             "|---|---|---|---|---|---|"]
+    for path in paths:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        res, t, m = r["results"], r["target"], r["machine"]
+        value = res[t["result"]]
+        met = value <= t["bound"] if t["op"] == "<=" else value >= t["bound"]
+        shown = ", ".join(f"{k.replace('_', ' ')} **{v:.3g}**" if k == t["result"] else f"{k.replace('_', ' ')} {v:.3g}"
+                          for k, v in res.items())
+        commit = (r.get("commit") or "?")[:7] + (" (dirty tree)" if r.get("dirty") else "")
+        machine = (f"{m['cpu']} {m.get('cpu_capability', '?')}, {m['cores']} cores, {m['threads']} threads "
+                   f"(load {m['load_at_start']:g})")
+        lines.append(f"| `{r['benchmark']}` | {r['what']} | {shown} | {t['result'].replace('_', ' ')} {t['op']} "
+                     f"{t['bound']:g} | {'yes' if met else '**no**'} | {machine}, {r['date']}, {commit} |")
     return "\n".join(lines)
 
 
