@@ -12,6 +12,11 @@ from pathlib import Path
 __all__ = ["save_figure", "show_figure"]
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+#: one colour per method in every figure of the kit and the course (GLUE methods, then the CoT students): a method
+#: keeps its colour from one figure to the next, and no two methods of one figure share one
+METHOD_COLOURS: dict[str, str] = {"ce": "#1f77b4", "cmi": "#d62728", "cmi_tuned": "#ff7f0e", "mcmi": "#9467bd",
+                                  "student": "#7f7f7f", "kd_ce": "#17becf", "kd_mcmi": "#e377c2",
+                                  "label_only": "#1f77b4", "dss": "#2ca02c", "dss_mi": "#8c564b", "dss_mi_var": "#bcbd22"}
 
 
 def _chromium() -> str | None:

@@ -67,7 +67,7 @@ from cmi_toolkit.runs.suites import cached_or_run, load_suite, suite_runs
 from cmi_toolkit.runs.store import ResultStore
 from cmi_toolkit.evidence.verdicts import one_comparison, verdict_lines
 from cmi_toolkit.evidence.figures import grouped_intervals
-from cmi_toolkit.plotting import show_figure
+from cmi_toolkit.plotting import METHOD_COLOURS, show_figure
 
 if smoke:
     seeds = seeds[:2]
@@ -99,7 +99,8 @@ fig = grouped_intervals(labels, {"dev score": means},
                         {"dev score": [None if m is None else m + s for m, s in zip(means, sds)]},
                         reference=[pct(r["majority"]) for r in rows], reference_name="majority class",
                         yaxis=f"dev {rows[0]['metric']} (%), mean ± sd over seeds",
-                        title=f"{task}: teachers and students ({len(seeds)} seed(s); flagged runs left out)")
+                        title=f"{task}: teachers and students ({len(seeds)} seed(s); flagged runs left out)",
+                        colours={METHOD_LABELS[r["method"]]: METHOD_COLOURS[r["method"]] for r in rows})
 show_figure(fig, "04_teacher_student", figures_dir)
 
 # %% [markdown]

@@ -73,7 +73,7 @@ from cmi_toolkit.cot.suite import arm_lines, cot_verdict, load_cot_suite
 from cmi_toolkit.course.notebook import P, check_parameters, kit_results, save_metrics, setup, smoke_note
 from cmi_toolkit.evidence.verdicts import family_table
 from cmi_toolkit.evidence.figures import forest_plot, grouped_intervals
-from cmi_toolkit.plotting import show_figure
+from cmi_toolkit.plotting import METHOD_COLOURS, show_figure
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), dataset=P(str, choices=("esnli", "cqa")), suite=P(str),
@@ -156,7 +156,8 @@ names = [NAMES[variant_of(r["params"])] for r in live_runs]
 accs = [100 * r["metrics"]["accuracy"] for r in live_runs]
 fig = grouped_intervals(names, {"test accuracy": accs}, {"test accuracy": accs}, {"test accuracy": accs},
                         reference=[100 * chance] * len(names), reference_name="chance",
-                        yaxis="test accuracy (%), one seed", title=f"{dataset}: the live students (one seed each)")
+                        yaxis="test accuracy (%), one seed", title=f"{dataset}: the live students (one seed each)",
+                        colours={NAMES[variant_of(r["params"])]: METHOD_COLOURS[variant_of(r["params"])] for r in live_runs})
 fig.add_hline(y=100 * teacher, line_dash="dot", annotation_text="PaLM's own answers", line_color="gray")
 show_figure(fig, "05_cot_live", figures_dir)
 

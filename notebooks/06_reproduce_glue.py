@@ -99,6 +99,14 @@ show_figure(fig, "06_glue_summary", figures_dir)
 # A suite asks several questions at once, and with ten tests at 5 % one false "better" is likely; **Holm**
 # multiplies the smallest p by 10, the next by 9, ... (keeping the order), so the whole family's chance of any
 # false verdict stays under 5 %. The plan, committed before the runs, fixes the family in advance.
+#
+# **Why one comparison shows two p-values.** The summary table above gives the paired t-test's p over seeds (its
+# column says so). The family table below gives, for the same comparison, the larger of that p and the paired
+# bootstrap's (seeds + examples), because the verdict must hold under both sources of randomness; Holm adjusts
+# that larger one. So CoLA's CMI-minimised − CE can read p 0.089 above and 0.231 below: the bootstrap also counts
+# the dev set's own sampling. **Pooling stays within one metric**: a point of accuracy, of F1 and of Matthews'
+# correlation are different units, so each question is pooled over the tasks that share a headline metric, and the
+# pooled line names the tasks it leaves out.
 
 # %%
 from cmi_toolkit.runs.plan import plan_lines, plan_status, stopping_lines

@@ -132,3 +132,20 @@ def test_mechanism_is_unchecked_not_failed_when_the_twin_model_is_gone(tmp_path,
     store.save(ce["key"], ce)
     rec = execute(_cfg(tiny_model_dir, method="cmi", epochs=1), store, glue_dir=str(glue), progress=False)
     assert rec["checks"]["mechanism"]["passed"] is None and "saved model" in rec["checks"]["mechanism"]["unchecked"]
+
+
+def test_the_summary_figure_draws_no_empty_column_and_one_colour_per_method():
+    """A task whose every run is flagged (WNLI in cpu_verdict) is named in the title, not drawn as an empty column;
+    each method keeps its colour of METHOD_COLOURS, so no two methods of the figure share one."""
+    from cmi_toolkit.evidence.report import METHOD_LABELS, summary_figure
+    from cmi_toolkit.plotting import METHOD_COLOURS
+
+    def row(task, method, mean):
+        return {"task": task, "method": method, "mean": mean, "std": 0.01, "used": 3, "majority": 0.5}
+
+    rows = [row("sst2", m, 0.8) for m in METHOD_LABELS] + [row("wnli", "ce", None), row("wnli", "cmi", None)]
+    fig = summary_figure(rows, title="t")
+    assert list(fig.layout.xaxis.ticktext) == ["sst2"] and "not drawn: wnli" in fig.layout.title.text
+    colours = {tr.name: tr.marker.color for tr in fig.data if tr.name in METHOD_LABELS.values()}
+    assert colours == {METHOD_LABELS[m]: METHOD_COLOURS[m] for m in METHOD_LABELS}
+    assert len(set(colours.values())) == len(colours)

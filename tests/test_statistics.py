@@ -232,6 +232,21 @@ def test_a_suite_without_a_plan_pools_no_wnli_and_a_plan_decides_for_itself():
     assert pooled(rows, exclude=not_counted({"plan": {"excluded": {}}}))["q"]["tasks"] == ["sst2", "mrpc", "wnli"]
 
 
+def test_a_pool_never_averages_points_of_different_metrics():
+    """Accuracy, F1 and MCC points are different units: the pool takes the largest group of tasks sharing one
+    metric and names the others as left out; a question with no two tasks in one metric has no pool."""
+    from cmi_toolkit.evidence.verdicts import pool_scope, pooled
+
+    rows = [{"question": "q", "task": t, "metric": m, "n": 5, "mean": d, "se": 0.01} for t, m, d in
+            (("cola", "matthews_correlation", -0.02), ("mrpc", "f1", 0.004), ("rte", "accuracy", 0.02),
+             ("sst2", "accuracy", 0.001))]
+    pool = pooled(rows)["q"]
+    assert pool["tasks"] == ["rte", "sst2"] and pool["metric"] == "accuracy"
+    assert pool["left_out"] == ["cola in matthews_correlation", "mrpc in f1"]
+    assert pool_scope(pool) == "the accuracy tasks rte, sst2 (cola in matthews_correlation, mrpc in f1: not pooled)"
+    assert pooled(rows[1:2] + rows[3:]) == {}  # f1 and accuracy, one task each
+
+
 def test_the_answer_names_every_better_or_worse_task_and_says_no_difference_only_for_the_rest():
     """The README's two-sentence answer is the family's verdicts: a task judged better (or worse) is named with
     its interval, the others are 'no difference detected', and a partial program says so."""
@@ -248,10 +263,11 @@ def test_the_answer_names_every_better_or_worse_task_and_says_no_difference_only
     assert "10 of 10 runs" in line and "±1.00 points" in line
     mixed = [row("sst2", "no difference detected", 0.001), row("rte", "better", 0.03),
              row("mrpc", "kd", 0.0, method="kd_mcmi", base="kd_ce")]
-    first, second = answers(mixed, {"cmi": {"mean": 0.01, "low": -0.01, "high": 0.03,
+    first, second = answers(mixed, {"cmi": {"mean": 0.01, "low": -0.01, "high": 0.03, "tasks": ["sst2", "rte"],
+                                            "metric": "accuracy", "left_out": [],
                                             "verdict": "no difference detected"}}, partial=True)
     assert "better on rte (+3.00 points [+1.00, +5.00])" in first and "no difference detected on sst2" in first
-    assert "any of" not in first and "pooled +1.00 points [-1.00, +3.00]" in first and "So far (partial)" in first
+    assert "any of" not in first and "pooled over the accuracy tasks sst2, rte: +1.00 points [-1.00, +3.00]" in first and "So far (partial)" in first
     assert "MCMI" in second and "mrpc" in second
     # an arm whose every seed scored exactly as its baseline (a term that changed nothing) claims no resolution
     same = row("esnli", "no difference detected", 0.0, method="dss_mi", base="dss")

@@ -14,8 +14,13 @@ __all__ = ["grouped_intervals"]
 def grouped_intervals(groups: Sequence[str], series: dict[str, Sequence[float | None]],
                       low: dict[str, Sequence[float | None]], high: dict[str, Sequence[float | None]],
                       reference: Sequence[float | None] | None = None, reference_name: str = "majority class",
-                      title: str = "", yaxis: str = "score (%)", yrange: tuple[float, float] | None = (0, 100)):
-    """Points with interval bars per group and series, a per-group reference line, an anchored axis."""
+                      title: str = "", yaxis: str = "score (%)", yrange: tuple[float, float] | None = (0, 100),
+                      colours: dict[str, str] | None = None):
+    """Points with interval bars per group and series, a per-group reference line, an anchored axis.
+
+    ``colours`` maps a series name, or every group name (one series whose groups are methods), to its colour
+    (:data:`~cmi_toolkit.plotting.METHOD_COLOURS`, so a method is drawn alike in every figure); otherwise the
+    series take the palette in order."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -23,7 +28,10 @@ def grouped_intervals(groups: Sequence[str], series: dict[str, Sequence[float | 
     for i, (name, values) in enumerate(series.items()):
         x = [j + (i - (n - 1) / 2) * 0.8 / n for j in range(len(groups))]
         lo, hi = low[name], high[name]
-        fig.add_scatter(name=name, x=x, y=list(values), mode="markers", marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
+        colours = colours or {}
+        colour = colours.get(name) or ([colours[g] for g in groups] if groups and all(g in colours for g in groups)
+                                       else PALETTE[i % len(PALETTE)])
+        fig.add_scatter(name=name, x=x, y=list(values), mode="markers", marker={"size": 9, "color": colour},
                         error_y={"type": "data", "symmetric": False,
                                  "array": [None if v is None or h is None else h - v for v, h in zip(values, hi, strict=True)],
                                  "arrayminus": [None if v is None or lo_ is None else v - lo_ for v, lo_ in zip(values, lo, strict=True)]})
@@ -69,7 +77,8 @@ def forest_plot(rows: Sequence[dict], pools: dict[str, dict], title: str = "Pair
             extent = max(extent, abs(lo), abs(hi))
             fig.add_scatter(x=[lo, m, hi, m, lo], y=[y, y + 0.3, y, y - 0.3, y], fill="toself", mode="lines",
                             line={"color": color}, name=f"pooled: {question}", legendgroup=question, showlegend=False)
-            labels.append(f"pooled (I² {100 * pool['i2']:.0f} %)")
+            labels.append(f"pooled, {pool['metric']} tasks (I² {100 * pool['i2']:.0f} %)" if pool.get("metric")
+                          else f"pooled (I² {100 * pool['i2']:.0f} %)")
             y += 1
         y += 0.5
         labels.append("")

@@ -92,7 +92,7 @@ def method_label(arm: str) -> str:
 
 def summary_table(rows: list[dict[str, Any]]) -> list[str]:
     """The markdown table of :func:`summarise`'s rows (the README embeds these lines)."""
-    lines = ["| task (metric) | method | seeds used | score | Δ vs baseline [95 % CI] | p | seeds won | MDE80 | verdict | mechanism | flagged |",
+    lines = ["| task (metric) | method | seeds used | score | Δ vs baseline [95 % CI] | p (paired t) | seeds won | MDE80 | verdict | mechanism | flagged |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         diff = "" if r["diff_mean"] is None else f"{_pct(r['diff_mean'], True)} [{_pct(r['diff_low'], True)}, {_pct(r['diff_high'], True)}]"
@@ -195,7 +195,8 @@ def summary_markdown(rows: list[dict[str, Any]], title: str, ignored: int = 0,
     lines = [f"# {title}", "",
              "Score: mean ± sd over the seeds whose run is not flagged degenerate (percent). Δ: paired per-seed "
              "difference to the baseline (CE fine-tuning for the CMI-minimised model and the MCMI teacher; the "
-             "student alone for distillation) with its 95 % paired-t interval, p-value, seeds won, and MDE80, the "
+             "student alone for distillation) with its 95 % paired-t interval, the paired t-test's p-value (the family "
+             "table's p, where there is one, is the larger of this and the paired bootstrap's), seeds won, and MDE80, the "
              "smallest true difference detectable with 80 % power at this spread. Verdict: better / worse only when "
              "the interval excludes 0. Mechanism: runs whose CMI moved the way their objective asks, against the CE "
              "twin, out of those checked.", ""]
@@ -218,7 +219,11 @@ def summary_figure(rows: list[dict[str, Any]], title: str = "GLUE dev results"):
     from .figures import grouped_intervals
 
     methods = [m for m in METHOD_LABELS if any(r["method"] == m for r in rows)]
-    tasks = sorted({r["task"] for r in rows})
+    # a task whose every run was flagged degenerate has nothing to draw: named in the title, not an empty column
+    empty = sorted({r["task"] for r in rows} - {r["task"] for r in rows if r["mean"] is not None})
+    tasks = sorted({r["task"] for r in rows} - set(empty))
+    if empty:
+        title += f"<br><sup>not drawn: {', '.join(empty)} (every run flagged degenerate)</sup>"
     cell = {(r["task"], r["method"]): r for r in rows}
 
     def half(r):
@@ -233,8 +238,11 @@ def summary_figure(rows: list[dict[str, Any]], title: str = "GLUE dev results"):
         high[METHOD_LABELS[m]] = [None if r is None or r["mean"] is None else 100 * (r["mean"] + half(r)) for r in vals]
     majority = [next((100 * r["majority"] for r in rows if r["task"] == t and r["majority"] is not None), None) for t in tasks]
     lo = min([v for vs in low.values() for v in vs if v is not None] + [v for v in majority if v is not None] + [0])
+    from ..plotting import METHOD_COLOURS
+
     return grouped_intervals(tasks, series, low, high, reference=majority, title=title,
-                             yaxis="dev score (%), mean with 95 % interval over seeds", yrange=(min(0, lo), 100))
+                             yaxis="dev score (%), mean with 95 % interval over seeds", yrange=(min(0, lo), 100),
+                             colours={METHOD_LABELS[m]: METHOD_COLOURS[m] for m in methods})
 
 
 def _figure(rows: list[dict[str, Any]], figures_dir: Path, title: str, name: str) -> Path:

@@ -9,8 +9,9 @@ For every comparison (task, method, baseline) of a suite's family:
   Holm-adjusted within the family; "better" / "worse" only when the adjusted p < 0.05 and the
   used interval excludes 0;
 * mechanism checks and flagged seeds;
-* per question, a random-effects pooled estimate across the tasks (effects in each task's headline
-  metric, as the GLUE score mixes accuracy, F1 and Matthews' correlation).
+* per question, a random-effects pooled estimate across the tasks that share one headline metric (the largest
+  such group): a point of accuracy, of F1 and of Matthews' correlation are different units, so tasks scored in
+  another metric are named and left out of the pool rather than averaged in.
 
 A suite declares its family under ``family:`` (a list of ``{method, baseline}``, optionally with
 ``tasks``); without one, the family is every question of :data:`QUESTIONS` whose two methods the suite runs.
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["QUESTIONS", "runs_by_task_method", "precision", "baseline_runs", "mechanism_results", "family", "compare", "one_comparison", "family_verdicts", "pooled", "verdict_lines", "family_table", "answers"]
+__all__ = ["QUESTIONS", "runs_by_task_method", "precision", "baseline_runs", "mechanism_results", "family", "compare", "one_comparison", "family_verdicts", "pooled", "pool_scope", "verdict_lines", "family_table", "answers"]
 
 # (method, baseline, the question's words, the run whose mechanism check answers for the method)
 QUESTIONS = (("cmi", "ce", "CMI-minimised − CE", "cmi"),
@@ -187,15 +188,36 @@ def not_counted(spec: dict[str, Any]) -> tuple[str, ...]:
 
 
 def pooled(rows: list[dict[str, Any]], exclude: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
-    """Per question: the random-effects pooled Δ across tasks (two or more tasks with a comparison)."""
+    """Per question: the random-effects pooled Δ across the tasks that share a headline metric (two or more tasks
+    with a comparison; of several such groups, the largest, ties to the metric named first alphabetically).
+
+    Each pool says its ``metric`` and the tasks it ``left_out`` for being scored in another metric: differences in
+    points of accuracy, F1 and Matthews' correlation are not one unit, so they are never averaged together.
+    """
     from .statistics import random_effects
 
     out = {}
     for question in dict.fromkeys(r["question"] for r in rows):
         items = [r for r in rows if r["question"] == question and r["n"] >= 2 and r["task"] not in exclude]
-        if len(items) >= 2:
-            out[question] = {**random_effects([r["mean"] for r in items], [r["se"] for r in items]),
-                             "tasks": [r["task"] for r in items]}
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in items:
+            groups.setdefault(r.get("metric") or "", []).append(r)
+        if not groups:
+            continue
+        metric = min(groups, key=lambda m: (-len(groups[m]), m))
+        chosen = groups[metric]
+        if len(chosen) >= 2:
+            out[question] = {**random_effects([r["mean"] for r in chosen], [r["se"] for r in chosen]),
+                             "tasks": [r["task"] for r in chosen], "metric": metric,
+                             "left_out": [f"{r['task']} in {r.get('metric')}" for r in items if r not in chosen]}
+    return out
+
+
+def pool_scope(pool: dict[str, Any]) -> str:
+    """Which tasks a pooled estimate covers, in its metric, and which it leaves out for another metric."""
+    out = (f"the {pool['metric']} tasks " if pool.get("metric") else "") + ", ".join(pool["tasks"])
+    if pool.get("left_out"):
+        out += f" ({', '.join(pool['left_out'])}: not pooled)"
     return out
 
 
@@ -254,8 +276,8 @@ def _arm_answer(rows: list[dict[str, Any]], pool: dict[str, Any] | None) -> str:
         notes.append(f"these seeds could detect about ±{_pts(low, False)}"
                      + (f" to ±{_pts(high, False)}" if high > low else "") + " points")
     if pool is not None:
-        notes.append(f"pooled {_pts(pool['mean'])} points [{_pts(pool['low'])}, {_pts(pool['high'])}], "
-                     f"{pool['verdict']}")
+        notes.append(f"pooled over {pool_scope(pool)}: {_pts(pool['mean'])} points [{_pts(pool['low'])}, "
+                     f"{_pts(pool['high'])}], {pool['verdict']}")
     passed, checked = sum(r["mechanism"][0] for r in done), sum(r["mechanism"][1] for r in done)
     if checked:
         what = MECHANISM_WORDS.get(done[0]["mechanism_of"], "the model's CMI ended below its CE twin's")
@@ -316,7 +338,8 @@ def verdict_lines(rows: list[dict[str, Any]]) -> list[str]:
 def family_table(rows: list[dict[str, Any]], pools: dict[str, dict[str, Any]]) -> list[str]:
     """The report's markdown table of the family, then the pooled estimates."""
     lines = ["| task (metric) | comparison | seeds | Δ | 95 % CI, seeds (paired t) | 95 % CI, seeds + examples "
-             "(bootstrap) | used | p | p (Holm) | verdict | MDE80 | McNemar per seed | mechanism |",
+             "(bootstrap) | used | p (larger of paired t and bootstrap) | p (Holm) | verdict | MDE80 | McNemar per seed "
+             "| mechanism |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["n"] < 2:
@@ -331,7 +354,7 @@ def family_table(rows: list[dict[str, Any]], pools: dict[str, dict[str, Any]]) -
                      f"{r['verdict']}{' †' if r['legacy'] else ''} | {_pts(t['mde80'], False)} | "
                      f"{_mcnemar_text(r['mcnemar'])} | {f'{passed}/{checked}' if checked else 'unchecked'} |")
     for question, pool in pools.items():
-        lines += ["", f"Pooled across {', '.join(pool['tasks'])} ({question}, random effects, DerSimonian–Laird): "
+        lines += ["", f"Pooled across {pool_scope(pool)} ({question}, random effects, DerSimonian–Laird): "
                   f"{_pts(pool['mean'])} points [{_pts(pool['low'])}, {_pts(pool['high'])}], p {_p(pool['p'])}, "
                   f"τ² {1e4 * pool['tau2']:.2f} points², I² {100 * pool['i2']:.0f} %, Cochran's Q p {_p(pool['q_p'])}: "
                   f"**{pool['verdict']}**."]
