@@ -186,7 +186,7 @@ save_metrics(output_dir, {"exact_cmi_bayes": exact["bayes"], "exact_cmi_tempered
 # %% [markdown]
 # ## Exercise 1: Write the plug-in CMI estimate
 #
-# Given per-sample distributions `probs` (N × K, rows sum to 1) and `labels`, compute the class centroids $g_y$ (the mean row of class $y$) and return $\frac1N\sum_i \mathrm{KL}(p_i \,\|\, g_{y_i})$ in nats. The check compares it with `cmi_toolkit.method.information.conditional_mutual_information`. *Discuss:* why does this estimate sit below the exact value for small N (hint: the centroids are fitted to the same samples)?
+# Given per-sample distributions `probs` (N × K, rows sum to 1) and `labels`, compute the class centroids $g_y$ (the mean row of class $y$) and return $\frac1N\sum_i \mathrm{KL}(p_i \,\|\, g_{y_i})$ in nats. The check compares it with `cmi_toolkit.method.information.conditional_mutual_information`. *Discuss:* in the table above the plug-in sits below the oracle estimate (exact centroids) on every draw (`gap_max` < 0), yet its mean over draws can sit above the exact CMI at small N (look at N = 300): why is the first guaranteed and the second not (hint: the centroids are fitted to the same samples; the samples themselves vary from draw to draw)?
 #
 # Fill in the function, run the next cell; it says ✓ or ✗ with a hint. Solutions: `notebooks/solutions/solutions.py` (look after trying).
 
