@@ -1,6 +1,7 @@
 """The kit's generated pages: README.md and the Markdown pages under ``docs/``, their HTML twins and the offline index.
 
-Each page holds hand-written text and generated blocks (``<!-- table: ... -->``, see :mod:`cmi_toolkit.readme`).
+Each page (and the instructor's guide, ``notebooks/README.md``, which has no HTML twin) holds hand-written text
+and generated blocks (``<!-- table: ... -->``, see :mod:`cmi_toolkit.readme`).
 :func:`update_pages` regenerates every block of every page from the records, renders each ``docs/*.md`` page to
 ``docs/<name>.html`` (markdown-it, GitHub-style heading anchors, links to sibling ``.md`` pages turned into their
 ``.html`` twins, no script and nothing from the network) and writes ``docs/index.html``, which links the course's
@@ -35,6 +36,10 @@ pre { background: #f6f8fa; padding: 0.75rem; overflow-x: auto; }
 pre code { padding: 0; }
 img { max-width: 100%; }
 """
+
+
+#: Markdown files with generated blocks but no HTML twin (the instructor's guide sits beside the notebooks)
+BLOCK_ONLY = ("notebooks/README.md",)
 
 
 def doc_pages(root: str | Path = REPO) -> list[Path]:
@@ -123,7 +128,8 @@ def update_pages(check: bool = False, root: str | Path = REPO, only: str | Path 
 
     root = Path(root)
     changed: list[str] = []
-    pages = [Path(only)] if only is not None else doc_pages(root)
+    pages = [Path(only)] if only is not None else doc_pages(root) + [root / p for p in BLOCK_ONLY
+                                                                      if (root / p).is_file()]
     for page in pages:
         name = page.relative_to(root) if page.is_absolute() and page.is_relative_to(root) else page
         changed += [f"{name}: {spec}" for spec in update(page, check=check, root=root)]

@@ -8,6 +8,7 @@ The README marks each generated table with an HTML comment naming its source,
     <!-- table: presets cola -->          CE presets of a task scored on held-out training data (results/presets/)
     <!-- table: lab -->                   the course's cached lab sweep (results/lab/, notebook 01)
     <!-- table: bench -->                 one row per benchmark record (results/bench/, written by benchmarks/)
+    <!-- table: exercises -->             the course's exercises, what each asks and the mistakes its hints recognise
     <!-- table: verdict cpu5 -->          one line per task and question of GLUE suite ``cpu5``: the paired answer
     <!-- table: answer cot_verdict -->    one sentence per question of a suite (GLUE, or chain-of-thought when its
                                           file says ``kind: cot``) from its Holm-adjusted verdicts
@@ -116,6 +117,8 @@ def render(spec: str, root: str | Path = REPO) -> str:
         store = ResultStore(root / "results")
         records, _ = suite_records(store, spec)
         return "\n".join(equivalence_lines(equivalence(spec, store, records)))
+    if words == ["exercises"]:
+        return _exercises()
     if words == ["bench"]:
         return _bench(root / "results" / "bench")
     if words[0] == "search" and len(words) == 3:
@@ -131,7 +134,7 @@ def render(spec: str, root: str | Path = REPO) -> str:
         return "\n\n".join(parts) if parts else f"- no {words[2]} search of suite {words[1]} has finished yet."
     raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'verdict SUITE', 'answer SUITE', "
                      "'equivalence SUITE', "
-                     "'search SUITE KIND', 'presets TASK', 'lab', 'bench' or "
+                     "'search SUITE KIND', 'presets TASK', 'lab', 'bench', 'exercises' or "
                      "'cot DATASET PRESET [key=value ...]'")
 
 
@@ -220,6 +223,22 @@ def _lab(results_dir: Path) -> str:
     lines += ["", f"Lab preset: {D.LAB_PRESET['task']}, {D.LAB_PRESET['max_train_samples']:,} training examples, "
               f"{D.LAB_PRESET['epochs']} epochs, full dev set. Majority class: {100 * rows[0]['majority']:.2f} %. "
               f"Median training time per model: {t['median_train_s']:.0f} s ({'; '.join(t['machines'])})."]
+    return "\n".join(lines)
+
+
+def _exercises() -> str:
+    """The instructor's table of every exercise: its module, what the student writes, and each mistake its check
+    recognises with the hint it shows (from the exercises' catalogue, so the guide cannot drift from the checks)."""
+    from .course.exercises import EXERCISES
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| module | exercise | the student writes | mistakes the check recognises, with the hint it shows |",
+             "|---|---|---|---|"]
+    for name, ex in sorted(EXERCISES.items(), key=lambda kv: (kv[1].notebook, kv[0])):
+        mistakes = "<br>".join(f"*{m.replace('_', ' ')}*: {cell(x.hint)}" for m, x in ex.mistakes.items())
+        lines.append(f"| {ex.notebook} | `{name}` | {cell(ex.task)} | {mistakes or '–'} |")
     return "\n".join(lines)
 
 

@@ -16,7 +16,8 @@ def test_every_generated_page_equals_the_records():
     specs = [m.group("spec") for m in BLOCK.finditer(text)]
     assert {"glue cpu", "glue cpu5", "glue cpu5kd", "verdict cpu5", "verdict cpu5kd", "verdict cpu", "lab",
             "cot cqa gpu2ep", "verdict cpu_verdict", "answer cot_verdict", "equivalence bf16eq"} <= set(specs)
-    assert update_pages(check=True) == [], "run `cmi-toolkit readme` and commit README.md and docs/"
+    assert "<!-- table: exercises -->" in (REPO / "notebooks" / "README.md").read_text()  # the instructor's guide
+    assert update_pages(check=True) == [], "run `cmi-toolkit readme` and commit README.md, docs/ and notebooks/README.md"
 
 
 def test_the_readme_is_short_and_answers_first():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .exercise import Exercise, Mistake
@@ -44,7 +46,13 @@ EXERCISES: dict[str, Exercise] = {
                                    "conditional I(X; Z | Y); use g_{y_i}, the mean of row i's own class."),
          "reversed_kl": Mistake(lambda p, y, c: _kl_rows(_centroids(p, y, c)[y], p).mean(),
                                 "your KL runs the wrong way round: KL(p_i || g_{y_i}) = sum_k p_ik log(p_ik / g_k), "
-                                "with p_i as the weights.")},
+                                "with p_i as the weights."),
+         "bits": Mistake(lambda p, y, c: _cmi_reference(p, y, c) / math.log(2),
+                         "your value is in bits (log base 2): the kit measures information in nats, so use the natural "
+                         "log (torch.log), not log2."),
+         "sum_not_mean": Mistake(lambda p, y, c: _cmi_reference(p, y, c) * len(y),
+                                 "you summed the per-example KL terms: CMI is their mean, (1/N) sum_i, so it does not "
+                                 "grow with the number of rows.")},
         _classes),
     "cmi_from_entropies": Exercise(
         "00", "cmi_from_entropies(probs, labels, num_classes): H(Ŷ | Y) − H(Ŷ | X) = (1/N) sum_i H(g_{y_i}) − (1/N) "
