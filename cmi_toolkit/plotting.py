@@ -71,7 +71,12 @@ def save_figure(fig, name: str, figures_dir: str | os.PathLike = "figures", png:
     _write_plotlyjs(folder)
     browser = _chromium()
     if png and browser:
+        import logging
+
         os.environ.setdefault("BROWSER_PATH", browser)
+        # kaleido's browser driver logs a message it could not decode and ignored as an error with its traceback; the
+        # image is still written (or the failure is warned about below), so that noise stays out of notebooks
+        logging.getLogger("choreographer").setLevel(logging.CRITICAL)
         error: Exception | None = None
         for _ in range(2):  # kaleido's Chromium can time out on a busy machine: once more before giving up
             try:

@@ -177,9 +177,12 @@ def _progress(records: list[dict[str, Any]], spec: dict[str, Any], root: Path = 
     blind = uninformative_searches(spec, root / "results")
     from .runs.plan import plan_status
 
-    pre = plan_status(spec, spec.get("_file"), records)["precedes"]
+    status = plan_status(spec, spec.get("_file"), records)
+    pre = status["precedes"]
     before = f"; {pre['before_plan']} of the recorded runs were made before the plan's commit" \
         if pre and pre["before_plan"] else ""
+    if status.get("dirty"):
+        before += f"; {status['dirty']} were made from a dirty tree (a deviation)"
     complete = done == len(planned) and all_searched
     return ([f"- status: {done} of the {len(planned)} runs planned so far are recorded"
             + (f"; {', '.join(searches)}" if searches else "") + before

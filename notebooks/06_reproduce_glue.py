@@ -52,7 +52,7 @@ output_dir = "outputs/06_reproduce_glue"
 figures_dir = None        # default: <output_dir>/figures (untracked); `make figures` writes ../figures
 
 # %%
-from cmi_toolkit.course.notebook import P, check_parameters, folders, save_metrics
+from cmi_toolkit.course.notebook import P, check_parameters, folders, save_metrics, shown_path
 
 # every parameter checked (type, range) before anything runs: a mistake is one line here
 check_parameters(globals(), smoke=P(bool), suite=P(str), results_dir=P(str), output_dir=P(str), figures_dir=P(str, none=True))
@@ -70,7 +70,7 @@ from cmi_toolkit.plotting import show_figure
 output_dir, figures_dir = folders(output_dir, figures_dir)
 spec = load_suite(suite)
 records, ignored = suite_records(ResultStore(results_dir), spec)
-print(f"{len(records)} run records of suite {spec['suite']} in {results_dir} ({ignored} others ignored)")
+print(f"{len(records)} run records of suite {spec['suite']} in {shown_path(results_dir)} ({ignored} others ignored)")
 rows = summarise(records)
 Markdown("\n".join(summary_markdown(rows, f"suite {spec['suite']}", ignored)[2:]))
 

@@ -45,6 +45,11 @@ def test_the_committed_course_copy_shows_every_module_from_its_default_run():
         remote = re.findall(r"https?://(?:cdnjs|unpkg|cdn\.)[^\"' ]+", page)
         assert not remote, f"{module}: needs a network for {remote[:2]}"
         assert f'src="{MATHJAX_SRC}"' in page, f"{module}: its formulas need the MathJax copy beside it"
+        boxes = re.findall(r"\b\w*Warning: [^<\n]{0,80}", page)  # a warning printed into an output, not a name in code
+        assert not boxes, f"{module}: its rendered page shows warning boxes: {boxes[:2]}"
+        assert "Traceback (most recent call last)" not in page, f"{module}: its rendered page shows a traceback"
+        machine = re.findall(r"(?:/root/|/home/|/work/|/tmp/)[^\s<\"']{0,60}", page)
+        assert not machine, f"{module}: its rendered page names this machine's folders: {machine[:2]}"
     assert all((pages / "mathjax" / part).exists() for part in MATHJAX_PARTS)
 
 

@@ -253,3 +253,16 @@ def test_every_committed_record_keeps_its_key():
         assert Path(path).stem == cot_key(cfg, digest), path
         cot += 1
     assert cot >= 10
+
+
+def test_a_record_names_the_commit_its_run_started_from(monkeypatch):
+    """A commit made while a run trains is never taken for the run's code: the commit and dirty flag are noted when
+    the run starts (run_start) and only written at its end."""
+    from cmi_toolkit.runs import provenance as P
+
+    monkeypatch.setattr(P, "git_state", lambda repo=None: {"commit": "a" * 40, "dirty": False})
+    start = P.run_start()
+    monkeypatch.setattr(P, "git_state", lambda repo=None: {"commit": "b" * 40, "dirty": True})  # committed meanwhile
+    prov = P.provenance(None, started=start)
+    assert prov["commit"] == "a" * 40 and prov["dirty"] is False and prov["started"] == start["started"]
+    assert P.provenance(None, started=start["started"])["commit"] == "b" * 40  # a bare time reads the commit now

@@ -68,6 +68,11 @@ def test_plan_commit_and_whether_it_precedes_the_runs(tmp_path):
     records.append({"params": {"task": "rte", "seed": 12}, "headline_metric": "accuracy", "provenance": {"commit": after}})
     devs = plan_status(spec, suite, records, repo)["deviations"]
     assert any("beyond the plan's maximum" in d for d in devs) and any("rte" in d for d in devs)
+    assert not any("dirty tree" in d for d in devs)
+    records[1]["provenance"]["dirty"] = True  # a run made from uncommitted changes is a deviation, counted
+    status = plan_status(spec, suite, records, repo)
+    assert status["dirty"] == 1 and any("1 of the 3 recorded runs were made from a dirty tree" in d
+                                        for d in status["deviations"])
 
 
 def test_the_stopping_rule_names_the_comparisons_over_their_target_and_adds_seeds_only_within_budget():

@@ -129,9 +129,9 @@ def _run_cot(cfg: CoTConfig, source: str | os.PathLike | None, output_dir: str |
     from transformers import Seq2SeqTrainingArguments, set_seed
 
     from ..data.loading import subset
-    from ..runs.provenance import now, provenance
+    from ..runs.provenance import provenance, run_start
 
-    started = now()
+    started = run_start()  # the time and the commit the run starts from
     set_seed(cfg.seed)
     ds = load_cot(cfg.dataset, source, check_counts=check_counts)
     train = subset(ds["train"], cfg.max_train_samples, cfg.data_seed)

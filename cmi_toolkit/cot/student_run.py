@@ -162,7 +162,7 @@ def run_student(cfg: CoTConfig, source: str | os.PathLike | None = None, progres
     from ..data.predictions import encode_predictions
     from ..progress import quiet_trainer_logs
     from ..runs.checks import degenerate_flags
-    from ..runs.provenance import now, provenance
+    from ..runs.provenance import provenance, run_start
     from .data import load_cot, teacher_coverage
     from .evaluation import teacher_accuracy
     from .student import (
@@ -179,7 +179,7 @@ def run_student(cfg: CoTConfig, source: str | os.PathLike | None = None, progres
 
     if cfg.dataset not in KINDS:
         raise ValueError(f"the encoder student reads {', '.join(KINDS)}; {cfg.dataset} needs student seq2seq")
-    started = now()
+    started = run_start()  # the time and the commit the run starts from
     set_seed(cfg.seed)
     ds = load_cot(cfg.dataset, source, check_counts=check_counts)
     train, heldout, missing = split_pool(ds["train"], cfg.heldout_samples, cfg.max_train_samples, cfg.data_seed)

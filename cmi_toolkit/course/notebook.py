@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import defaults as D
 
-__all__ = ["setup", "folders", "kit_results", "data_dir", "cap_threads", "SMOKE_BANNER", "P", "ParameterError", "check_parameters",
+__all__ = ["setup", "folders", "kit_results", "shown_path", "data_dir", "cap_threads", "SMOKE_BANNER", "P", "ParameterError", "check_parameters",
            "smoke_note", "save_metrics"]
 
 SMOKE_BANNER = "smoke: pipeline check, numbers are not meaningful"
@@ -31,6 +31,13 @@ def kit_results(*parts: str) -> Path:
     """A folder of the kit's committed results (``results/<parts>``), found from the package's location, so a
     notebook started from any folder reads the same records."""
     return D.REPO_ROOT / "results" / Path(*parts)
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as a page shows it: relative to the checkout when inside it (``results``), so a rendered module
+    names no machine's folders; as given otherwise."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(D.REPO_ROOT)) if resolved.is_relative_to(D.REPO_ROOT) else str(path)
 
 
 def data_dir(kind: str, given: str | os.PathLike | None = None) -> str:

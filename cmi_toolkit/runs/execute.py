@@ -320,9 +320,9 @@ def _execute_locked(cfg: RunConfig, store: ResultStore, key: str, fingerprint: d
     from ..data.models import count_parameters, load_tokenizer
     from ..method.measure import measure
     from .checks import degenerate_flags, mechanism_check
-    from .provenance import now, provenance
+    from .provenance import provenance, run_start
 
-    started = now()
+    started = run_start()  # the time and the commit the run starts from
     keep_model = cfg.method in ("ce", "mcmi") if keep_model is None else keep_model
     tokenizer = load_tokenizer(cfg.model)
     timings: dict[str, float] = {}

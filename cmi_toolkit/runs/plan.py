@@ -178,6 +178,11 @@ def plan_status(spec: dict[str, Any], suite_file: str | Path | None, records: li
             else:
                 unknown += 1
         status["precedes"] = {"after_plan": later, "before_plan": earlier, "unknown": unknown}
+    dirty = sum((r.get("provenance") or {}).get("dirty") is True for r in records)
+    status["dirty"] = dirty
+    if dirty:  # the code of such a run is not exactly the commit it names
+        status["deviations"].append(f"{dirty} of the {len(records)} recorded runs were made from a dirty tree (files "
+                                    "changed since the commit they name), so their code is that commit plus changes")
     seeds = sorted({r["params"]["seed"] for r in records})
     extra = [s for s in seeds if s >= plan.seeds.max]
     if extra:

@@ -15,7 +15,8 @@ from typing import Any
 
 from .. import defaults as D
 
-__all__ = ["git_state", "cpu_features", "cpu_model", "device_info", "provenance", "now", "recreation_blocker"]
+__all__ = ["git_state", "cpu_features", "cpu_model", "device_info", "provenance", "run_start", "now",
+           "recreation_blocker"]
 
 _REPO = D.REPO_ROOT
 
@@ -82,8 +83,17 @@ def device_info(device: Any = None) -> dict[str, Any]:
     return {"device": str(dev), "device_name": cpu_model()}
 
 
-def provenance(device: Any = None, started: str | None = None, resumed_from_step: int | None = None) -> dict[str, Any]:
-    """Everything a record needs to say where it came from (see the module docstring)."""
+def run_start() -> dict[str, Any]:
+    """What a run notes as it starts: the time and the code (commit and dirty flag) it starts from. Passed to
+    :func:`provenance` at the end, so a commit made while a run trains is never taken for the run's code."""
+    return {"started": now(), **git_state()}
+
+
+def provenance(device: Any = None, started: str | dict[str, Any] | None = None,
+               resumed_from_step: int | None = None) -> dict[str, Any]:
+    """Everything a record needs to say where it came from (see the module docstring). ``started`` is
+    :func:`run_start`'s note (the commit then), or only a start time (the commit is then read now)."""
+    at_start = started if isinstance(started, dict) else {"started": started, **git_state()}
     import datasets
     import torch
     import transformers
@@ -91,7 +101,7 @@ def provenance(device: Any = None, started: str | None = None, resumed_from_step
     from .. import __version__
 
     return {
-        **git_state(),
+        "commit": at_start.get("commit"), "dirty": at_start.get("dirty"),
         "package_version": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -102,7 +112,7 @@ def provenance(device: Any = None, started: str | None = None, resumed_from_step
         **cpu_features(),
         "threads": torch.get_num_threads(),
         "host": platform.node(),
-        "started": started,
+        "started": at_start.get("started"),
         "finished": now(),
         "resumed_from_step": resumed_from_step,
     }
