@@ -118,7 +118,15 @@ def test_a_search_whose_last_rung_is_all_degenerate_is_called_uninformative(tmp_
     lines = search_table(result, store)
     assert lines[4].endswith("| 4/4 |") and lines[5].endswith("| 1/2 |")
     assert "**Uninformative search**" in "\n".join(lines) and not search_informative(result, store)
+    # a search run today stops there: no winner (so no tuned arm is planned from it), the reason, the tie rule's pick
+    from cmi_toolkit.runs.search import stop_if_uninformative
+
+    stopped = stop_if_uninformative(dict(result), store)
+    assert stopped["winner"] is None and stopped["tie_pick"] == a and "cannot rank" in stopped["stopped"]
+    text = "\n".join(search_table(stopped, store))
+    assert "the search stopped" in text and "cmi_weight=0.03" in text and "Uninformative search" not in text
     store.save("k0", _search_record("cola", "cmi", 0, 3.0, False, **a))  # one healthy run at the last budget
+    assert stop_if_uninformative(dict(result), store)["winner"] == a  # a search that can rank keeps its winner
     assert "Uninformative" not in "\n".join(search_table(result, store)) and search_informative(result, store)
     assert "degenerate" not in "\n".join(search_table(result))  # without the store: no flag column
 

@@ -312,6 +312,7 @@ def run_suite_search(spec: dict[str, Any], kind: str, tasks: Sequence[str] | Non
                                     glue_dir=glue_dir, progress=progress, engine=engine,
                                     fp32_from_rung=fp32_from_rung(spec, kind, task))
         result.update(task=task, suite=spec.get("suite"), provenance=git_state())
+        stop_if_uninformative(result, store)
         path = search_file(spec, task, kind, results_root)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True) + "\n")
@@ -369,13 +370,15 @@ def search_table(result: dict[str, Any], store: ResultStore | None = None) -> li
                      f"{', '.join(f'{100 * g:+.2f}' for g in r['gains'])} | {'yes' if r['pruned'] else ''} |"
                      + (f" {flags[i][0]}/{flags[i][1]} |" if flags else ""))
     w = result["winner"]
-    if w is None:
+    if w is None and result.get("stopped"):
+        lines += ["", f"winner: none — **the search stopped**: {result['stopped']}."]
+    elif w is None:
         lines += ["", "winner: none (every candidate was refused)"]
     else:
         same = result["kind"] == "minimiser" and all(w[k] == D.CMI_DEFAULTS[k] for k in SETTING_KEYS)
         lines += ["", "winner: " + ", ".join(f"{k}={w[k]}" for k in SETTING_KEYS)
                   + (" — the kit's defaults: no separate tuned arm is run" if same else "")]
-    if flags:
+    if flags and not result.get("stopped"):
         last = [f for r, f in zip(result["table"], flags, strict=True) if not r["pruned"]]
         if last and all(n and k == n for k, n in last):
             lines += ["", f"**Uninformative search**: every run at the last budget, the baselines' included, was flagged "
@@ -391,6 +394,22 @@ def search_informative(result: dict[str, Any], store: ResultStore) -> bool:
     """False when every run at the last budget of the search (baselines included) was flagged degenerate."""
     last = [f for r, f in zip(result["table"], search_flags(result, store), strict=True) if not r["pruned"]]
     return not (last and all(n and k == n for k, n in last))
+
+
+STOPPED = ("every run at the last budget, the baselines' included, was flagged degenerate, so the held-out gains "
+           "cannot rank the candidates; no winner is named (the tie rule would pick {pick}): give the search rungs on "
+           "which the CE baseline learns (more training rows or epochs, by a plan amendment) and run it again")
+
+
+def stop_if_uninformative(result: dict[str, Any], store: ResultStore) -> dict[str, Any]:
+    """A search that cannot rank names no winner: when every run at its last budget (baselines included) was flagged
+    degenerate, ``winner`` becomes None, ``stopped`` says why and ``tie_pick`` keeps what the tie rule would have
+    chosen (shown, never used: a suite plans no tuned arm or MCMI teacher from it)."""
+    w = result.get("winner")
+    if w is not None and not search_informative(result, store):
+        pick = ", ".join(f"{k}={w[k]}" for k in SETTING_KEYS)
+        result.update(winner=None, tie_pick=w, stopped=STOPPED.format(pick=pick))
+    return result
 
 
 def uninformative_searches(spec: dict[str, Any], results_root: Path | None = None) -> list[str]:

@@ -121,8 +121,9 @@ def arm_runs(spec: dict[str, Any], tasks: list[str] | None = None, seeds: list[i
       not finished has no ``mcmi`` / ``kd_mcmi`` runs yet.
     * ``arms:`` adds named variants of a method: ``{name: cmi_tuned, method: cmi, tasks: {sst2: {...}}}`` with
       per-task settings, or ``{name: cmi_tuned, method: cmi, settings: search}`` for the winner of the suite's
-      minimiser search; a task without settings (search not finished, or its winner equal to the defaults,
-      which would duplicate the ``cmi`` arm) has no run in that arm.
+      minimiser search; a task without settings (search not finished, stopped because its last budget could not
+      rank the candidates, or its winner equal to the defaults, which would duplicate the ``cmi`` arm) has no run
+      in that arm.
     """
     from .search import search_winner
 
