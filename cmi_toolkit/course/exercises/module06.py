@@ -16,12 +16,12 @@ def _holm_reference(pvalues):
     return holm(pvalues)
 
 
-def _holm_with(pvalues, bonferroni=False, no_cummax=False, uncapped=False):
+def _holm_with(pvalues, bonferroni=False, no_cummax=False, uncapped=False, unsorted=False):
     p = torch.tensor(pvalues, dtype=torch.float64)
     m = len(p)
     if bonferroni:
         return (p * m).clamp(max=1.0).tolist()
-    order = torch.argsort(p)
+    order = torch.arange(m) if unsorted else torch.argsort(p)
     adj = p[order] * torch.arange(m, 0, -1, dtype=torch.float64)
     if not no_cummax:
         adj = torch.cummax(adj, 0).values
@@ -78,6 +78,10 @@ EXERCISES: dict[str, Exercise] = {
                                    "your adjusted p-values can decrease along the sorted order: take the running "
                                    "maximum, max_{j<=k} (m − j + 1) p_(j)."),
          "uncapped": Mistake(lambda p: _holm_with(p, uncapped=True),
-                             "an adjusted p-value above 1 is not a probability: cap at 1.")},
+                             "an adjusted p-value above 1 is not a probability: cap at 1."),
+         "unsorted": Mistake(lambda p: _holm_with(p, unsorted=True),
+                             "you stepped through the p-values in the order given: Holm's steps follow the sorted "
+                             "order, the smallest p times m, the next times m − 1, ... (argsort first, then put the "
+                             "adjusted values back in the order given).")},
         lambda args: f"{len(args[0])} p-values {args[0]}"),
 }
