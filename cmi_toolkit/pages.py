@@ -73,9 +73,14 @@ def _local_href(href: str) -> str:
     return path + (f"#{anchor}" if anchor else "")
 
 
+#: the one style sheet of the pages, written beside them
+STYLE_SHEET = "pages.css"
+
+
 def _page(title: str, body: str) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n")
+            f"<title>{html.escape(title)}</title>\n<link rel=\"stylesheet\" href=\"{STYLE_SHEET}\">\n</head>\n"
+            f"<body>\n{body}</body>\n</html>\n")
 
 
 def render_page(markdown: str) -> str:
@@ -142,6 +147,7 @@ def update_pages(check: bool = False, root: str | Path = REPO, only: str | Path 
         _write_if_changed(target, render_page(source.read_text(encoding="utf-8")), check, changed, root,
                           atomic_write_text)
     _write_if_changed(docs / "index.html", render_index(root), check, changed, root, atomic_write_text)
+    _write_if_changed(docs / STYLE_SHEET, _STYLE.lstrip(), check, changed, root, atomic_write_text)
     return changed
 
 

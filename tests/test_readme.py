@@ -42,7 +42,8 @@ def test_a_stale_html_twin_or_index_is_caught_and_rewritten(tmp_path):
     from cmi_toolkit.pages import update_pages
 
     _tiny_site(tmp_path)
-    assert update_pages(check=True, root=tmp_path) == ["docs/results.html", "docs/usage.html", "docs/index.html"]
+    assert update_pages(check=True, root=tmp_path) == ["docs/results.html", "docs/usage.html", "docs/index.html",
+                                                        "docs/pages.css"]
     assert not (tmp_path / "docs" / "results.html").exists()  # check writes nothing
     update_pages(root=tmp_path)
     assert update_pages(check=True, root=tmp_path) == []
