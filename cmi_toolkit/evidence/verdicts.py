@@ -319,7 +319,8 @@ def verdict_lines(rows: list[dict[str, Any]]) -> list[str]:
         ivals = f"seeds [{_pts(t['low'])}, {_pts(t['high'])}]"
         ivals += (f", seeds + examples [{_pts(boot['low'])}, {_pts(boot['high'])}]" if boot
                   else f", seeds + examples – ({r['predictions']}/{r['n']} seed pairs keep predictions)")
-        notes = [f"p {_p(r['p'])}" + (f", Holm {_p(r['p_holm'])}" if r.get("p_holm") is not None
+        test = "larger of paired t and bootstrap" if boot else "paired t"
+        notes = [f"p {_p(r['p'])} ({test})" + (f", Holm {_p(r['p_holm'])}" if r.get("p_holm") is not None
                                       else ", uncorrected"), f"these seeds could detect about ±{_pts(t['mde80'], False)}"]
         passed, checked = r["mechanism"]
         whose = "teacher's " if r["mechanism_of"] != r["method"] else ""
