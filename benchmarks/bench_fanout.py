@@ -171,6 +171,35 @@ def main() -> None:
               f"{','.join(map(str, r['threads']))} | {same} |")
     if rounds.get("local, 1 thread") and rounds.get("ray, 1 node x 1 CPU"):
         print(overhead(rounds["local, 1 thread"], rounds["ray, 1 node x 1 CPU"], args.runs))
+    results = fanout_results(out, rounds, args.runs)
+    if "ray_per_run_overhead_pct" in results:
+        from _common import save_record
+
+        save_record("fanout", f"batch engines: {args.runs} CE runs of MiniLM-L6 on {args.train_samples} SST-2 examples, "
+                    f"1 epoch, each layout timed whole (Ray's start included), medians of {args.rounds} interleaved "
+                    "round(s); the per-run overhead of Ray once up, one run at a time with one thread",
+                    results, ("ray_per_run_overhead_pct", "<=", 5.0))
+
+
+def fanout_results(out: dict[str, dict], rounds: dict[str, list[dict]], runs: int) -> dict[str, float]:
+    """The record's numbers: each layout's runs per hour and speed against the local engine at 2 threads, and Ray's
+    cost per run once up (seconds and percent of a run) with its start, when both 1-thread layouts ran."""
+    import re
+
+    results: dict[str, float] = {}
+    base = out.get("local, 2 threads")
+    for name, r in out.items():
+        slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+        results[f"{slug}_runs_per_hour"] = 3600 * runs / r["wall_s"]
+        if base:
+            results[f"{slug}_vs_local_2_threads"] = base["wall_s"] / r["wall_s"]
+    local, ray = rounds.get("local, 1 thread"), rounds.get("ray, 1 node x 1 CPU")
+    if local and ray:
+        per = sorted(((r["wall_s"] - r["start_s"] - lo["wall_s"]) / runs, lo["wall_s"] / runs, r["start_s"])
+                     for lo, r in zip(local, ray, strict=True))
+        m = per[(len(per) - 1) // 2]
+        results.update(ray_per_run_overhead_s=m[0], ray_per_run_overhead_pct=100 * m[0] / m[1], ray_start_s=m[2])
+    return results
 
 
 def _median(results: list[dict], key: str) -> dict:
