@@ -8,6 +8,7 @@ The README marks each generated table with an HTML comment naming its source,
     <!-- table: presets cola -->          CE presets of a task scored on held-out training data (results/presets/)
     <!-- table: lab -->                   the course's cached lab sweep (results/lab/, notebook 01)
     <!-- table: bench -->                 one row per benchmark record (results/bench/, written by benchmarks/)
+    <!-- table: bench fanout -->          the row of one benchmark's record
     <!-- table: exercises -->             the course's exercises, what each asks and the mistakes its hints recognise
     <!-- table: verdict cpu5 -->          one line per task and question of GLUE suite ``cpu5``: the paired answer
     <!-- table: answer cot_verdict -->    one sentence per question of a suite (GLUE, or chain-of-thought when its
@@ -119,8 +120,8 @@ def render(spec: str, root: str | Path = REPO) -> str:
         return "\n".join(equivalence_lines(equivalence(spec, store, records)))
     if words == ["exercises"]:
         return _exercises()
-    if words == ["bench"]:
-        return _bench(root / "results" / "bench")
+    if words[0] == "bench" and len(words) <= 2:
+        return _bench(root / "results" / "bench", words[1] if len(words) == 2 else None)
     if words[0] == "search" and len(words) == 3:
         import json
 
@@ -134,7 +135,7 @@ def render(spec: str, root: str | Path = REPO) -> str:
         return "\n\n".join(parts) if parts else f"- no {words[2]} search of suite {words[1]} has finished yet."
     raise ValueError(f"README block 'table: {spec}': expected 'glue SUITE', 'verdict SUITE', 'answer SUITE', "
                      "'equivalence SUITE', "
-                     "'search SUITE KIND', 'presets TASK', 'lab', 'bench', 'exercises' or "
+                     "'search SUITE KIND', 'presets TASK', 'lab', 'bench [NAME]', 'exercises' or "
                      "'cot DATASET PRESET [key=value ...]'")
 
 
@@ -245,14 +246,15 @@ def _exercises() -> str:
     return "\n".join(lines)
 
 
-def _bench(folder: Path) -> str:
-    """One row per benchmark record: what it measured, its numbers, its target and whether it was met, and the
-    machine, load, date and commit it ran on (a dirty tree is said)."""
+def _bench(folder: Path, only: str | None = None) -> str:
+    """One row per benchmark record (``only``: that benchmark's): what it measured, its numbers, its target and
+    whether it was met, and the machine, load, date and commit it ran on (a dirty tree is said)."""
     import json
 
-    paths = sorted(folder.glob("*.json"))
+    paths = sorted(folder.glob("*.json")) if only is None else [p for p in [folder / f"{only}.json"] if p.is_file()]
     if not paths:
-        return "- no benchmark has written a record yet: `make bench` runs them."
+        return ("- no benchmark has written a record yet: `make bench` runs them." if only is None else
+                f"- `{only}` has written no record yet: `python benchmarks/bench_{only}.py` runs it.")
     lines = ["| benchmark | what it measures | results | target | met | machine (load at start), date, commit |",
              "|---|---|---|---|---|---|"]
     for path in paths:
