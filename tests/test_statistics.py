@@ -245,6 +245,11 @@ def test_a_pool_never_averages_points_of_different_metrics():
     assert pool["left_out"] == ["cola in matthews_correlation", "mrpc in f1"]
     assert pool_scope(pool) == "the accuracy tasks rte, sst2 (cola in matthews_correlation, mrpc in f1: not pooled)"
     assert pooled(rows[1:2] + rows[3:]) == {}  # f1 and accuracy, one task each
+    # an arm that changed nothing (the same score on every seed: se 0) has no finite weight and is named, not pooled
+    flat = {"question": "q", "task": "esnli", "metric": "accuracy", "n": 5, "mean": 0.0, "se": 0.0}
+    assert pooled(rows[2:3] + [flat]) == {}
+    three = pooled(rows + [flat])["q"]
+    assert three["tasks"] == ["rte", "sst2"] and "esnli (the same score on every seed)" in three["left_out"]
 
 
 def test_the_answer_names_every_better_or_worse_task_and_says_no_difference_only_for_the_rest():

@@ -198,7 +198,10 @@ def pooled(rows: list[dict[str, Any]], exclude: tuple[str, ...] = ()) -> dict[st
 
     out = {}
     for question in dict.fromkeys(r["question"] for r in rows):
-        items = [r for r in rows if r["question"] == question and r["n"] >= 2 and r["task"] not in exclude]
+        asked = [r for r in rows if r["question"] == question and r["n"] >= 2 and r["task"] not in exclude]
+        # a comparison with no spread at all (the same score on every seed) has no finite weight: named, not pooled
+        flat = [f"{r['task']} (the same score on every seed)" for r in asked if not r["se"] > 0]
+        items = [r for r in asked if r["se"] > 0]
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in items:
             groups.setdefault(r.get("metric") or "", []).append(r)
@@ -209,7 +212,7 @@ def pooled(rows: list[dict[str, Any]], exclude: tuple[str, ...] = ()) -> dict[st
         if len(chosen) >= 2:
             out[question] = {**random_effects([r["mean"] for r in chosen], [r["se"] for r in chosen]),
                              "tasks": [r["task"] for r in chosen], "metric": metric,
-                             "left_out": [f"{r['task']} in {r.get('metric')}" for r in items if r not in chosen]}
+                             "left_out": [f"{r['task']} in {r.get('metric')}" for r in items if r not in chosen] + flat}
     return out
 
 
