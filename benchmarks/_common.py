@@ -35,6 +35,13 @@ def threads() -> int:
     return torch.get_num_threads()
 
 
+def record_key(name: str) -> str:
+    """A variant's or layout's name as a key of a record's results: ``ray, 1 node x 1 CPU`` -> ``ray_1_node_x_1_cpu``."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
 def save_record(name: str, what: str, results: dict[str, float], target: tuple[str, str, float]) -> Path:
     """Write ``results/bench/<name>.json``: what was measured, the numbers, the target (``(result key, "<=" or
     ">=", bound)``), the machine, its load, the date and the commit (with its dirty flag). The performance page

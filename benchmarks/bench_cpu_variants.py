@@ -127,7 +127,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.steps, args.warmup)))
         return
     import torch
-    from _common import save_record
+    from _common import record_key, save_record
 
     names = [v.strip() for v in args.variants.split(";")]
     peak32, peak16 = gemm_peak(torch.float32), gemm_peak(torch.bfloat16)
@@ -154,19 +154,12 @@ def main() -> None:
              for name in names if any("runs_per_hour" in x for x in found[name])}
     results = {"gemm_fp32_gflops": peak32, "gemm_bf16_gflops": peak16, "fp32_runs_per_hour": base,
                "best_x_fp32": max(r / base for r in rates.values())}
-    results.update({f"{_slug(name)}_x_fp32": rate / base for name, rate in rates.items() if name != "fp32"})
+    results.update({f"{record_key(name)}_x_fp32": rate / base for name, rate in rates.items() if name != "fp32"})
     save_record("cpu_variants", f"lab-preset runs per hour against fp32 ({', '.join(names)}; {args.rounds} interleaved "
                 f"rounds of {args.steps} timed steps after {args.warmup})", results, ("best_x_fp32", ">=", 1.5))
     print(f"\nmedian of {args.rounds} interleaved rounds, {args.steps} timed steps each after {args.warmup}; "
           f"tokens per step about {statistics.mean(x['tokens_per_step'] for x in found['fp32'] if 'tokens_per_step' in x):.0f}; "
           f"{Path('/proc/cpuinfo').exists() and os.cpu_count()} logical CPUs")
-
-
-def _slug(name: str) -> str:
-    """A variant's name as a record key: ``bf16, 2 x 1 thread`` -> ``bf16_2_x_1_thread``."""
-    import re
-
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 if __name__ == "__main__":

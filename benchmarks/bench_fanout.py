@@ -184,21 +184,19 @@ def main() -> None:
 def fanout_results(out: dict[str, dict], rounds: dict[str, list[dict]], runs: int) -> dict[str, float]:
     """The record's numbers: each layout's runs per hour and speed against the local engine at 2 threads, and Ray's
     cost per run once up (seconds and percent of a run) with its start, when both 1-thread layouts ran."""
-    import re
+    from _common import record_key
 
     results: dict[str, float] = {}
     base = out.get("local, 2 threads")
     for name, r in out.items():
-        slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-        results[f"{slug}_runs_per_hour"] = 3600 * runs / r["wall_s"]
+        results[f"{record_key(name)}_runs_per_hour"] = 3600 * runs / r["wall_s"]
         if base:
-            results[f"{slug}_vs_local_2_threads"] = base["wall_s"] / r["wall_s"]
+            results[f"{record_key(name)}_vs_local_2_threads"] = base["wall_s"] / r["wall_s"]
     local, ray = rounds.get("local, 1 thread"), rounds.get("ray, 1 node x 1 CPU")
     if local and ray:
-        per = sorted(((r["wall_s"] - r["start_s"] - lo["wall_s"]) / runs, lo["wall_s"] / runs, r["start_s"])
-                     for lo, r in zip(local, ray, strict=True))
-        m = per[(len(per) - 1) // 2]
-        results.update(ray_per_run_overhead_s=m[0], ray_per_run_overhead_pct=100 * m[0] / m[1], ray_start_s=m[2])
+        m = _median(_overhead_rounds(local, ray, runs), "per_run")
+        results.update(ray_per_run_overhead_s=m["per_run"], ray_per_run_overhead_pct=100 * m["per_run"] / m["run_s"],
+                       ray_start_s=m["start"])
     return results
 
 
@@ -207,13 +205,19 @@ def _median(results: list[dict], key: str) -> dict:
     return sorted(results, key=lambda r: r[key])[(len(results) - 1) // 2]
 
 
+def _overhead_rounds(local: list[dict], ray: list[dict], runs: int) -> list[dict]:
+    """Per round: Ray's cost per run once up, (Ray's wall - its engine start - local's wall) / runs, the part of it
+    in the runs' own training time, a local run's length and Ray's start."""
+    return [{"per_run": (r["wall_s"] - r["start_s"] - lo["wall_s"]) / runs,
+             "train": (r["train_s"] - lo["train_s"]) / runs, "run_s": lo["wall_s"] / runs,
+             "start": r["start_s"]} for lo, r in zip(local, ray, strict=True)]
+
+
 def overhead(local: list[dict], ray: list[dict], runs: int) -> str:
     """The Ray engine's cost per run once Ray is up, one run at a time with one thread, from each round's pair:
     (Ray's wall - its engine start - local's wall) / runs, split into slower training (the runs' summed training
     time) and the engine's own work (the rest)."""
-    rounds = [{"per_run": (r["wall_s"] - r["start_s"] - lo["wall_s"]) / runs,
-               "train": (r["train_s"] - lo["train_s"]) / runs, "run_s": lo["wall_s"] / runs,
-               "start": r["start_s"]} for lo, r in zip(local, ray, strict=True)]
+    rounds = _overhead_rounds(local, ray, runs)
     m = _median(rounds, "per_run")
     each = ", ".join(f"{d['per_run']:+.1f}" for d in sorted(rounds, key=lambda d: d["per_run"]))
     spread = f" (rounds: {each} s)" if len(rounds) > 1 else ""
